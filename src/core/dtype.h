@@ -1,0 +1,40 @@
+// Element types and exact conversions between them.
+#pragma once
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+namespace brisk {
+
+enum class DType : uint8_t { F32, BF16, F16, I32, I64, U8 };
+
+size_t dtype_size(DType t);
+const char* dtype_name(DType t);             // safetensors spelling: "F32", "BF16", ...
+bool dtype_from_name(std::string_view name, DType* out);  // false for names we do not support
+DType dtype_parse(std::string_view name);    // throws brisk::Error naming the dtype
+inline bool dtype_is_float(DType t) { return t == DType::F32 || t == DType::BF16 || t == DType::F16; }
+
+// bf16: the upper 16 bits of an f32. Rounding is to nearest-even, NaN stays NaN (quiet).
+inline float bf16_to_f32(uint16_t h) {
+  uint32_t u = uint32_t(h) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+inline uint16_t f32_to_bf16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40);  // NaN: keep quiet
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return uint16_t(u >> 16);
+}
+
+// IEEE binary16, exact both ways (round to nearest-even on narrowing; subnormals handled).
+float f16_to_f32(uint16_t h);
+uint16_t f32_to_f16(float f);
+
+// Converts n elements between float dtypes (F32/BF16/F16) on the CPU.
+void convert_floats(const void* src, DType src_t, void* dst, DType dst_t, size_t n);
+
+}  // namespace brisk

@@ -1,0 +1,14 @@
+#include "core/error.h"
+
+#include <cstdio>
+#include <cstdlib>
+
+namespace brisk {
+
+void assert_fail(const char* expr, const char* file, int line, const std::string& msg) {
+  std::fprintf(stderr, "brisk: internal error: assertion `%s` failed at %s:%d%s%s\n", expr, file,
+               line, msg.empty() ? "" : ": ", msg.c_str());
+  std::abort();
+}
+
+}  // namespace brisk
