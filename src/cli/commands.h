@@ -1,5 +1,6 @@
 // Subcommand registry. Each src/cli/cmd_<name>.cpp registers itself with a static Registrar:
 //   static brisk::cli::Registrar reg("tokenize", [](CLI::App& app) { ...; return run_fn; });
+// A name with a space ("bench decode") nests the command under a shared parent ("bench").
 // The setup function declares the subcommand's flags on `app` (a CLI::App created by main for
 // that subcommand) and returns the function that runs it (returning the exit code).
 // User errors are thrown as brisk::Error; main prints them as one line and exits 1.

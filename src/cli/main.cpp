@@ -31,9 +31,23 @@ int main(int argc, char** argv) {
   app.add_flag("--log-json", log_json, "Log as JSON lines");
   app.add_flag("-v,--verbose", verbose, "Debug logging");
 
+  // "bench decode" registers `decode` under a shared `bench` parent.
   std::map<CLI::App*, cli::RunFn> runs;
+  std::map<std::string, CLI::App*> parents;
   for (auto& cmd : cli::registry()) {
-    CLI::App* sub = app.add_subcommand(cmd.name, cmd.help);
+    CLI::App* parent = &app;
+    std::string name = cmd.name;
+    if (auto sp = name.find(' '); sp != std::string::npos) {
+      std::string group = name.substr(0, sp);
+      name = name.substr(sp + 1);
+      CLI::App*& p = parents[group];
+      if (!p) {
+        p = app.add_subcommand(group, group == "bench" ? "Benchmarks (one JSON line of results)" : group);
+        p->require_subcommand(1);
+      }
+      parent = p;
+    }
+    CLI::App* sub = parent->add_subcommand(name, cmd.help);
     runs[sub] = cmd.setup(*sub);
   }
   try {
