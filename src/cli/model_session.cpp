@@ -1,0 +1,86 @@
+#include "cli/model_session.h"
+
+#include <nlohmann/json.hpp>
+
+#include "core/fs.h"
+#include "core/log.h"
+#include "io/hf_config.h"
+
+namespace brisk::cli {
+
+void GenerateArgs::add_sampling_flags(CLI::App& app) {
+  app.add_option("--max-tokens", max_tokens, "Most tokens to generate")->default_val(256);
+  app.add_option("--temperature", temperature, "Sampling temperature (0 = greedy)");
+  app.add_option("--top-k", top_k, "Keep the k most likely tokens (0 = off)");
+  app.add_option("--top-p", top_p, "Nucleus sampling: keep the smallest set with this much probability");
+  app.add_option("--min-p", min_p, "Drop tokens below min-p times the top probability");
+  app.add_option("--repeat-penalty", repeat_penalty, "Repetition penalty (1 = off)");
+  app.add_option("--seed", seed, "Random seed (same seed, same output)");
+  app.add_option("--stop", stops, "Stop before this string (repeatable)");
+  app.add_option("--ctx", ctx, "Context size (default: prompt + max tokens)");
+}
+
+ModelSession ModelSession::open(const std::string& dir) {
+  BRISK_CHECK(dir_exists(dir), "model folder ", dir, " does not exist or is not a folder");
+  ModelSession s;
+  s.dir = dir;
+  s.model = Model::load(dir);
+  s.gen = io::load_generation_config(dir);
+  if (file_exists(path_join(dir, "tokenizer.json")))
+    s.tokenizer = std::make_unique<text::Tokenizer>(text::Tokenizer::load(dir));
+  return s;
+}
+
+std::vector<int32_t> ModelSession::prompt_ids(const GenerateArgs& a) const {
+  if (!a.prompt_ids_json.empty()) {
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(a.prompt_ids_json);
+    } catch (const nlohmann::json::exception&) {
+      throw Error("--prompt-ids must be a JSON array of integers");
+    }
+    BRISK_CHECK(j.is_array(), "--prompt-ids must be a JSON array of integers");
+    std::vector<int32_t> ids;
+    for (auto& v : j) {
+      BRISK_CHECK(v.is_number_integer(), "--prompt-ids must be a JSON array of integers");
+      ids.push_back(v.get<int32_t>());
+    }
+    return ids;
+  }
+  BRISK_CHECK(tokenizer, dir, " has no tokenizer.json: pass the prompt as --prompt-ids");
+  return tokenizer->encode(a.prompt, /*add_special_tokens=*/true);
+}
+
+infer::GenerateOptions ModelSession::generate_options(const GenerateArgs& a) const {
+  infer::GenerateOptions o;
+  SamplingParams& p = o.sampling;
+  // generation_config.json's sampling defaults apply only when it asks for sampling, as in
+  // transformers' generate(); explicit flags always win.
+  if (gen.do_sample) {
+    if (gen.temperature >= 0) p.temperature = float(gen.temperature);
+    if (gen.top_p >= 0) p.top_p = float(gen.top_p);
+    if (gen.top_k >= 0) p.top_k = int(gen.top_k);
+    if (gen.min_p >= 0) p.min_p = float(gen.min_p);
+  } else {
+    p.temperature = 0.0f;
+  }
+  if (gen.repetition_penalty > 0) p.repetition_penalty = float(gen.repetition_penalty);
+  if (a.temperature >= 0) p.temperature = float(a.temperature);
+  if (a.top_p >= 0) p.top_p = float(a.top_p);
+  if (a.top_k >= 0) p.top_k = int(a.top_k);
+  if (a.min_p >= 0) p.min_p = float(a.min_p);
+  if (a.repeat_penalty >= 0) p.repetition_penalty = float(a.repeat_penalty);
+  BRISK_CHECK(p.temperature >= 0, "--temperature must be >= 0");
+  BRISK_CHECK(p.top_p > 0 && p.top_p <= 1, "--top-p must be in (0, 1]");
+  BRISK_CHECK(p.min_p >= 0 && p.min_p <= 1, "--min-p must be in [0, 1]");
+  BRISK_CHECK(p.repetition_penalty > 0, "--repeat-penalty must be > 0");
+  BRISK_CHECK(a.max_tokens >= 0, "--max-tokens must be >= 0");
+  p.seed = a.seed;
+  o.max_tokens = a.max_tokens;
+  o.context = a.ctx;
+  o.stop_strings = a.stops;
+  o.stop_ids = gen.eos_token_ids.empty() ? model->config().eos_token_ids : gen.eos_token_ids;
+  return o;
+}
+
+}  // namespace brisk::cli

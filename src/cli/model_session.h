@@ -1,0 +1,42 @@
+// What `generate`, `chat` and `bench decode` share: loading a model folder (weights,
+// tokenizer, generation config) and turning command-line flags into prompts and options.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "infer/generate.h"
+#include "model/config.h"
+#include "model/model.h"
+#include "text/tokenizer.h"
+
+namespace brisk::cli {
+
+struct GenerateArgs {
+  std::string model_dir, prompt, prompt_ids_json;
+  bool raw = false, json = false;
+  int64_t max_tokens = 256;
+  int64_t ctx = 0;
+  // Sampling flags; NaN/-1 mean "not given": fall back to generation_config.json, then greedy.
+  double temperature = -1, top_p = -1, min_p = -1, repeat_penalty = -1;
+  int64_t top_k = -1;
+  uint64_t seed = 0;
+  std::vector<std::string> stops;
+  void add_sampling_flags(CLI::App& app);
+};
+
+struct ModelSession {
+  std::string dir;
+  std::unique_ptr<Model> model;
+  std::unique_ptr<text::Tokenizer> tokenizer;  // null when the folder has no tokenizer.json
+  GenerationConfig gen;
+
+  static ModelSession open(const std::string& dir);
+  // Prompt ids from --prompt-ids, or --prompt (tokenized; through the chat template unless --raw).
+  std::vector<int32_t> prompt_ids(const GenerateArgs& a) const;
+  infer::GenerateOptions generate_options(const GenerateArgs& a) const;
+};
+
+}  // namespace brisk::cli
