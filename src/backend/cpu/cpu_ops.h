@@ -1,0 +1,18 @@
+// Entry points of the CPU backend beyond backend/ops.h: alternative paths that the public ops
+// choose between, exposed so tests (and benchmarks) can exercise each one directly.
+#pragma once
+#include "core/tensor.h"
+
+namespace brisk::ops::cpu {
+
+// True when matmul uses OpenBLAS for n > 1 (built with BRISK_HAVE_BLAS).
+bool have_blas();
+
+// The matmul of backend/ops.h computed without BLAS: a GEMV for n == 1, otherwise a blocked,
+// multithreaded register-tiled kernel. Same contract as ops::matmul.
+void matmul_fallback(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor out, bool accumulate);
+
+// The GEMV path (x has exactly one row), parallel over output rows.
+void gemv(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor out, bool accumulate);
+
+}  // namespace brisk::ops::cpu
