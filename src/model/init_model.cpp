@@ -182,7 +182,7 @@ ModelConfig init_model(const std::string& out_dir, const InitModelOptions& opt) 
   std::vector<std::pair<std::string, Tensor>> tensors;
   for (auto& s : specs) {
     int64_t n = s.shape.numel();
-    std::vector<float> v(size_t(n));
+    std::vector<float> v(static_cast<size_t>(n));
     const std::string& name = s.name;
     bool is_norm = name.find("norm") != std::string::npos;
     bool is_bias = name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
