@@ -41,7 +41,9 @@ brisk::cli::Registrar reg("bench decode", "Prompt and decode tokens/s (batch 1, 
       auto t0 = clock::now();
       Tensor logits = model->forward({SeqChunk{0, prompt, false}}, cache);
       double pp = std::chrono::duration<double>(clock::now() - t0).count();
-      Sampler greedy(SamplingParams{0.0f});
+      infer::SamplingParams sp;
+      sp.temperature = 0.0f;
+      infer::Sampler greedy(sp);
       std::vector<int32_t> hist = prompt;
       auto t1 = clock::now();
       for (int64_t i = 0; i < a->gen; ++i) {
