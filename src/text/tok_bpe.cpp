@@ -99,6 +99,9 @@ std::unique_ptr<BpeModel> BpeModel::from_json(const json& m) {
     bpe->vocab_[it.key()] = static_cast<int32_t>(id);
     max_id = std::max(max_id, static_cast<int32_t>(id));
   }
+  // Real vocabularies are dense; a sparse one would make the id -> token table huge.
+  BRISK_CHECK(size_t(max_id) < 2 * vocab.size() + 1024, "model.vocab ids are too sparse (max id ", max_id, " for ",
+              vocab.size(), " tokens)");
   bpe->id_to_token_.resize(size_t(max_id + 1));
   bpe->has_id_.resize(size_t(max_id + 1));
   for (auto& [tok, id] : bpe->vocab_) {

@@ -50,7 +50,7 @@ void split_by(const Piece& piece, const std::vector<std::pair<size_t, size_t>>& 
         if (!s.is_match) parts.push_back(s);
       break;
     case Behavior::Isolated:
-      parts = spans;
+      parts.swap(spans);  // spans is not used again
       break;
     case Behavior::MergedWithPrevious:
       for (auto& s : spans) {

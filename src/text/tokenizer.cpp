@@ -163,7 +163,36 @@ std::string clean_up_tokenization(std::string s) {
   return s;
 }
 
-std::shared_ptr<Tokenizer::State> build_state(const json& tj, const json& config) {
+// transformers v5 does not always run tokenizer.json as written: classes with their own
+// __init__ rebuild parts of the pipeline. LlamaTokenizer keeps vocab/merges/post-processor but
+// sets: no normaliser, Metaspace("▁", prepend per add_prefix_space/legacy, split=false), BPE
+// with byte_fallback and fuse_unk and no unk token, decoder Replace/ByteFallback/Fuse(/Strip).
+// (Qwen2Tokenizer and GemmaTokenizer rebuild to what their tokenizer.json already says.)
+void apply_transformers_class(json& tj, const json& config) {
+  std::string cls = config.contains("tokenizer_class") && config["tokenizer_class"].is_string()
+                        ? config["tokenizer_class"].get<std::string>() : "";
+  if (cls.size() > 4 && cls.compare(cls.size() - 4, 4, "Fast") == 0) cls.resize(cls.size() - 4);
+  if (cls != "LlamaTokenizer") return;
+  bool add_prefix_space = get_bool(config, "add_prefix_space", "tokenizer_config.json", true);
+  bool legacy = get_bool(config, "legacy", "tokenizer_config.json", false);
+  const char* scheme = !add_prefix_space ? "never" : legacy ? "always" : "first";
+  tj["normalizer"] = nullptr;
+  tj["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"}, {"prepend_scheme", scheme}, {"split", false}};
+  json decoders = json::array({{{"type", "Replace"}, {"pattern", {{"String", "\xE2\x96\x81"}}}, {"content", " "}},
+                               {{"type", "ByteFallback"}}, {{"type", "Fuse"}}});
+  if (add_prefix_space) decoders.push_back({{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}});
+  tj["decoder"] = {{"type", "Sequence"}, {"decoders", decoders}};
+  if (tj.contains("model") && tj["model"].is_object()) {
+    json& m = tj["model"];
+    m["byte_fallback"] = true;
+    m["fuse_unk"] = true;
+    m["unk_token"] = nullptr;
+    m["ignore_merges"] = false;
+  }
+}
+
+std::shared_ptr<Tokenizer::State> build_state(json tj, const json& config) {
+  apply_transformers_class(tj, config);
   auto s = std::make_shared<Tokenizer::State>();
   BRISK_CHECK(tj.is_object(), "top level must be a JSON object");
   s->model = BpeModel::from_json(field(tj, "model", "tokenizer.json"));
@@ -248,7 +277,10 @@ std::shared_ptr<Tokenizer::State> build_state(const json& tj, const json& config
   s->eos = config_token(config, "eos_token");
   if (!s->bos.empty()) s->bos_id = s->token_to_id(s->bos);
   if (!s->eos.empty()) s->eos_id = s->token_to_id(s->eos);
-  s->clean_up_spaces = get_bool(config, "clean_up_tokenization_spaces", "tokenizer_config.json", false);
+  // transformers v5 skips the clean-up for BPE models (the only kind brisk loads) unless forced.
+  s->clean_up_spaces =
+      get_bool(config, "clean_up_tokenization_spaces", "tokenizer_config.json", false) &&
+      get_bool(config, "clean_up_tokenization_spaces_for_bpe_even_though_it_will_corrupt_output", "tokenizer_config.json", false);
   s->split_special_tokens = get_bool(config, "split_special_tokens", "tokenizer_config.json", false);
 
   // transformers v5 (TokenizersBackend) replaces the post-processor with "[bos] $A [eos]" when
@@ -279,7 +311,7 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view
       json tj = parse_json(tokenizer_json, "tokenizer.json");
       json config = config_json.empty() ? json::object() : parse_json(config_json, "tokenizer_config.json");
       BRISK_CHECK(config.is_object(), "tokenizer_config.json must be a JSON object");
-      return Tokenizer(build_state(tj, config));
+      return Tokenizer(build_state(std::move(tj), config));
     } catch (const json::exception& e) {  // a field of an unexpected JSON type
       throw Error(cat("invalid tokenizer JSON: ", e.what()));
     }
