@@ -53,7 +53,7 @@ std::vector<int32_t> ModelSession::prompt_ids(const GenerateArgs& a) const {
 
 infer::GenerateOptions ModelSession::generate_options(const GenerateArgs& a) const {
   infer::GenerateOptions o;
-  SamplingParams& p = o.sampling;
+  infer::SamplingParams& p = o.sampling;
   // generation_config.json's sampling defaults apply only when it asks for sampling, as in
   // transformers' generate(); explicit flags always win.
   if (gen.do_sample) {
