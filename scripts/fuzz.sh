@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds every libFuzzer target (tests/fuzz/fuzz_*.cpp) with clang + ASan + UBSan in build-fuzz/
-# and runs each for a bounded time, seeded from tests/fuzz/corpus/<target>/.
+# and runs each for a bounded time, seeded from tests/fuzz/corpus/<target>/ (with the token
+# dictionary tests/fuzz/<target>.dict when there is one).
 # Exits non-zero if any target finds a crash, sanitizer report, leak, timeout or OOM; the
 # reproducer is left in build-fuzz/artifacts/ (replay: build-fuzz/tests/fuzz/<target> <file>).
 #
@@ -35,8 +36,10 @@ for t in "${targets[@]}"; do
   mkdir -p "$work"
   seeds=()
   [ -d "tests/fuzz/corpus/$t" ] && seeds+=("tests/fuzz/corpus/$t")
+  dict=()
+  [ -f "tests/fuzz/$t.dict" ] && dict+=("-dict=tests/fuzz/$t.dict")  # optional token dictionary
   echo "== $t: ${seconds}s, max_len $max_len"
-  if ! "$build/tests/fuzz/$t" "$work" "${seeds[@]}" \
+  if ! "$build/tests/fuzz/$t" "$work" "${seeds[@]}" "${dict[@]}" \
       -max_total_time="$seconds" -max_len="$max_len" -timeout=10 -rss_limit_mb=2048 \
       -detect_leaks=1 -print_final_stats=1 -artifact_prefix="$build/artifacts/$t-" \
       > "$build/$t.log" 2>&1; then
