@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "io/atomic_file.h"
+#include "io/json_util.h"
 #include "io/safetensors.h"
 
 namespace brisk::io {
@@ -14,10 +15,21 @@ using json = nlohmann::json;
 
 namespace {
 
-void check_writable(const std::string& path, const NamedTensors& tensors) {
+// The header is JSON, so every name and metadata string must be valid UTF-8.
+void check_utf8(const std::string& path, const char* what, const std::string& s) {
+  BRISK_CHECK(utf8_invalid_at(s) == std::string::npos, path, ": ", what, " is not valid UTF-8");
+}
+
+void check_writable(const std::string& path, const NamedTensors& tensors,
+                    const std::map<std::string, std::string>& metadata) {
+  for (auto& [k, v] : metadata) {
+    check_utf8(path, "a metadata key", k);
+    check_utf8(path, "a metadata value", v);
+  }
   std::unordered_set<std::string> seen;
   for (auto& [name, t] : tensors) {
     BRISK_CHECK(!name.empty(), path, ": cannot write a tensor with an empty name");
+    check_utf8(path, "a tensor name", name);
     BRISK_CHECK(name != "__metadata__", path, ": \"__metadata__\" is reserved, not a tensor name");
     BRISK_CHECK(seen.insert(name).second, path, ": tensor \"", name, "\" given twice");
     BRISK_CHECK(t.device == Device::CPU, path, ": tensor \"", name, "\" is on ", device_name(t.device),
@@ -33,7 +45,7 @@ uint64_t bytes_of(const Tensor& t) { return uint64_t(t.numel()) * dtype_size(t.d
 
 void write_safetensors(const std::string& path, const NamedTensors& tensors,
                        const std::map<std::string, std::string>& metadata) {
-  check_writable(path, tensors);
+  check_writable(path, tensors, metadata);
   json header = json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   uint64_t offset = 0;
@@ -57,7 +69,7 @@ void write_safetensors(const std::string& path, const NamedTensors& tensors,
 
 void write_safetensors_sharded(const std::string& dir, const NamedTensors& tensors, uint64_t max_shard_bytes) {
   BRISK_CHECK(max_shard_bytes > 0, "max shard size must be positive");
-  check_writable(dir, tensors);
+  check_writable(dir, tensors, {});
   make_dirs(dir);
   const std::string single = path_join(dir, "model.safetensors");
   const std::string index = path_join(dir, "model.safetensors.index.json");

@@ -274,6 +274,9 @@ TEST(SafeTensors, WriterRejectsBadInput) {
   EXPECT_EQ(error_of([&] { write_safetensors(p, {{"x", a.t}, {"x", a.t}}); }), p + ": tensor \"x\" given twice");
   EXPECT_EQ(error_of([&] { write_safetensors(p, {{"__metadata__", a.t}}); }),
             p + ": \"__metadata__\" is reserved, not a tensor name");
+  EXPECT_EQ(error_of([&] { write_safetensors(p, {{"bad\xff", a.t}}); }), p + ": a tensor name is not valid UTF-8");
+  EXPECT_EQ(error_of([&] { write_safetensors(p, {{"a", a.t}}, {{"k", "\xc0"}}); }),
+            p + ": a metadata value is not valid UTF-8");
   Tensor strided = a.t;
   std::swap(strided.stride[0], strided.stride[1]);
   std::swap(strided.shape[0], strided.shape[1]);
