@@ -19,7 +19,7 @@ struct Frame {
 
 struct Limits {
   size_t max_output_bytes = 64u << 20;
-  int64_t max_steps = 20'000'000;  // loop iterations + calls: stops runaway templates
+  int64_t max_steps = 2'000'000;  // loop iterations + calls: stops runaway templates
   int max_call_depth = 200;        // macro recursion
   int64_t max_range = 100'000;     // as jinja2.sandbox.MAX_RANGE
 };
