@@ -268,13 +268,13 @@ Value Interpreter::get_attr(const Value& obj, const std::string& name) {
     }
     case Kind::Dict: {
       Value m = bound_method(obj, name);  // Python getattr first: d.items is the method
-      if (!m.is_undefined()) return m;
+      if (!m.is_undefined() || !m.s.empty()) return m;
       const Value* v = obj.dict->find(name);
       return v ? *v : undefined_attr(obj, name);
     }
     default: {
-      Value m = bound_method(obj, name);
-      return m.is_undefined() ? undefined_attr(obj, name) : m;
+      Value m = bound_method(obj, name);  // an undefined with a message: an unsafe (mutating) method
+      return m.is_undefined() && m.s.empty() ? undefined_attr(obj, name) : m;
     }
   }
 }
