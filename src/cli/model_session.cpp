@@ -18,6 +18,7 @@ void GenerateArgs::add_sampling_flags(CLI::App& app) {
   app.add_option("--seed", seed, "Random seed (same seed, same output)");
   app.add_option("--stop", stops, "Stop before this string (repeatable)");
   app.add_option("--ctx", ctx, "Context size (default: prompt + max tokens)");
+  app.add_option("--set", template_vars, "Chat-template variable KEY=JSON, e.g. enable_thinking=false (repeatable)");
 }
 
 ModelSession ModelSession::open(const std::string& dir) {
@@ -28,6 +29,13 @@ ModelSession ModelSession::open(const std::string& dir) {
   s.gen = io::load_generation_config(dir);
   if (file_exists(path_join(dir, "tokenizer.json")))
     s.tokenizer = std::make_unique<text::Tokenizer>(text::Tokenizer::load(dir));
+  if (s.tokenizer) {
+    if (auto src = text::find_chat_template(dir, /*has_tools=*/false)) {
+      s.chat_template = std::make_unique<text::ChatTemplate>(src->text, src->origin);
+      s.bos_token = s.tokenizer->bos_token();
+      s.eos_token = s.tokenizer->eos_token();
+    }
+  }
   return s;
 }
 
@@ -48,7 +56,28 @@ std::vector<int32_t> ModelSession::prompt_ids(const GenerateArgs& a) const {
     return ids;
   }
   BRISK_CHECK(tokenizer, dir, " has no tokenizer.json: pass the prompt as --prompt-ids");
-  return tokenizer->encode(a.prompt, /*add_special_tokens=*/true);
+  if (a.raw || !chat_template) return tokenizer->encode(a.prompt, /*add_special_tokens=*/true);
+  nlohmann::ordered_json messages = nlohmann::ordered_json::array();
+  messages.push_back({{"role", "user"}, {"content", a.prompt}});
+  return chat_prompt_ids(messages, a.template_vars);
+}
+
+std::vector<int32_t> ModelSession::chat_prompt_ids(const nlohmann::ordered_json& messages,
+                                                   const std::vector<std::string>& vars) const {
+  BRISK_CHECK(tokenizer && chat_template, dir, " has no chat template (use --raw)");
+  nlohmann::ordered_json extra = nlohmann::ordered_json::object();
+  for (const std::string& kv : vars) {
+    size_t eq = kv.find('=');
+    BRISK_CHECK(eq != std::string::npos && eq > 0, "--set takes KEY=JSON, got \"", kv, "\"");
+    std::string key = kv.substr(0, eq), val = kv.substr(eq + 1);
+    try {
+      extra[key] = nlohmann::ordered_json::parse(val);
+    } catch (const nlohmann::json::exception&) {
+      extra[key] = val;  // not JSON: a plain string
+    }
+  }
+  std::string prompt = chat_template->render(messages, nullptr, /*add_generation_prompt=*/true, bos_token, eos_token, extra);
+  return tokenizer->encode(prompt, /*add_special_tokens=*/false);
 }
 
 infer::GenerateOptions ModelSession::generate_options(const GenerateArgs& a) const {

@@ -6,10 +6,12 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include "infer/generate.h"
 #include "model/config.h"
 #include "model/model.h"
+#include "text/chat_template.h"
 #include "text/tokenizer.h"
 
 namespace brisk::cli {
@@ -24,6 +26,7 @@ struct GenerateArgs {
   int64_t top_k = -1;
   uint64_t seed = 0;
   std::vector<std::string> stops;
+  std::vector<std::string> template_vars;  // --set KEY=JSON, passed to the chat template
   void add_sampling_flags(CLI::App& app);
 };
 
@@ -32,11 +35,17 @@ struct ModelSession {
   std::unique_ptr<Model> model;
   std::unique_ptr<text::Tokenizer> tokenizer;  // null when the folder has no tokenizer.json
   GenerationConfig gen;
+  std::unique_ptr<text::ChatTemplate> chat_template;  // null when the model has none
+  std::string bos_token, eos_token;                    // for the template
 
   static ModelSession open(const std::string& dir);
   // Prompt ids from --prompt-ids, or --prompt (tokenized; through the chat template unless --raw).
   std::vector<int32_t> prompt_ids(const GenerateArgs& a) const;
   infer::GenerateOptions generate_options(const GenerateArgs& a) const;
+  // Renders messages through the chat template (add_generation_prompt) and tokenizes them
+  // without adding special tokens again, as transformers' apply_chat_template(tokenize=True).
+  std::vector<int32_t> chat_prompt_ids(const nlohmann::ordered_json& messages,
+                                       const std::vector<std::string>& template_vars) const;
 };
 
 }  // namespace brisk::cli
