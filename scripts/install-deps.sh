@@ -9,8 +9,10 @@ DEB_PACKAGES=(
   nlohmann-json3-dev libcli11-dev libpcre2-dev libopenblas-dev libyaml-cpp-dev
   libgtest-dev googletest
   clang libclang-rt-14-dev
-  nodejs npm
 )
+# Node.js may come from another source (e.g. nodesource, which bundles npm and conflicts with
+# Debian's npm package): install Debian's only when there is no npm at all.
+command -v npm >/dev/null 2>&1 || DEB_PACKAGES+=(nodejs npm)
 
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
