@@ -50,3 +50,53 @@ void add(const Tensor& a, const Tensor& b, Tensor out);
 void softmax_rows(Tensor x);
 
 }  // namespace brisk::ops
+
+// ---------------------------------------------------------------------------------------------
+// Training ops: forward variants that save what backward needs, and backward passes.
+// Gradient outputs named d* are overwritten unless `accumulate` is true (then +=).
+// ---------------------------------------------------------------------------------------------
+namespace brisk::ops {
+
+// dx (+)= dy @ w. dy [n, N], w [N, K], dx [n, K].
+void matmul_backward_x(const Tensor& dy, const Tensor& w, Tensor dx, bool accumulate = false);
+// dw (+)= dy^T @ x. dy [n, N], x [n, K], dw [N, K].
+void matmul_backward_w(const Tensor& dy, const Tensor& x, Tensor dw, bool accumulate = false);
+// db (+)= sum over rows of dy. dy [n, N], db [N].
+void bias_backward(const Tensor& dy, Tensor db, bool accumulate = false);
+
+// Backward of rmsnorm (same x, w, eps, offset as the forward): dx (+)= d/dx, and when dw is
+// defined dw (+)= d/dw (accumulated over rows). dy, x, dx [n, H]; w, dw [H].
+void rmsnorm_backward(const Tensor& x, const Tensor& w, float eps, float offset, const Tensor& dy, Tensor dx,
+                      Tensor dw, bool accumulate = false);
+
+// Backward of rope (a rotation): rotates dx back in place. Same arguments as rope().
+void rope_backward(Tensor dx, const int32_t* positions, const float* inv_freq, int n_freq, float mscale = 1.0f);
+
+// Backward of out = silu(gate) * up: dgate, dup (overwritten). All [n, I].
+void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dout, Tensor dgate, Tensor dup);
+
+// dtable[ids[i], :] += dout[i, :]. dtable [V, H] F32 (accumulates), dout [n, H].
+void embedding_backward(const int32_t* ids, int64_t n, const Tensor& dout, Tensor dtable);
+
+// Attention over a packed batch of T tokens holding n_seg sequences: segment s is rows
+// cu_seqlens[s] .. cu_seqlens[s+1]-1 (cu_seqlens[0] = 0, cu_seqlens[n_seg] = T). Causal inside
+// each segment, nothing across segments; window as in attention() (relative to the position
+// inside the segment). q [T, nh, hd], k, v [T, nkv, hd], out [T, nh, hd], lse [T, nh] (the
+// log-sum-exp of each query's scaled scores, saved for backward).
+void attention_train_forward(const Tensor& q, const Tensor& k, const Tensor& v, const int32_t* cu_seqlens, int n_seg,
+                             Tensor out, Tensor lse, float scale, int window = 0);
+// Gradients of the above: dq, dk, dv overwritten. dout [T, nh, hd].
+void attention_train_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
+                              const Tensor& dout, const int32_t* cu_seqlens, int n_seg, Tensor dq, Tensor dk, Tensor dv,
+                              float scale, int window = 0);
+
+// Softmax cross-entropy of logits [n, V] against labels[n] (-100 = ignored row). Returns the
+// SUM of per-row losses (natural log) over non-ignored rows, computed in double. Writes
+// dlogits [n, V] = grad_scale * (softmax(logits) - onehot(label)) on non-ignored rows and 0 on
+// ignored ones (dlogits may alias logits: computed row by row in place).
+double cross_entropy(const Tensor& logits, const int32_t* labels, Tensor dlogits, float grad_scale);
+
+// out = a * s (elementwise scale; out may alias a).
+void scale(const Tensor& a, float s, Tensor out);
+
+}  // namespace brisk::ops
