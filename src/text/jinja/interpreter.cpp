@@ -433,11 +433,6 @@ bool Interpreter::eval_compare(const std::string& op, const Value& a, const Valu
   return !py_less(a, b);  // >=
 }
 
-static Value checked_int(long double exact, int64_t r) {
-  if (exact > (long double)INT64_MAX || exact < (long double)INT64_MIN) throw Error("integer overflow");
-  return Value::integer(r);
-}
-
 Value Interpreter::eval_binary(const std::string& op, const Value& a, const Value& b) {
   auto check_size = [](size_t n) {
     if (n > kMaxStringBytes) throw Error(cat("value larger than ", kMaxStringBytes, " bytes"));
@@ -488,7 +483,6 @@ Value Interpreter::eval_binary(const std::string& op, const Value& a, const Valu
       if (fx == 0 && fy < 0) throw Error("0.0 cannot be raised to a negative power");
       return Value::floating(std::pow(fx, fy));
     }
-    (void)checked_int;
     throw unsupported();
   }
   if (op == "+") {
