@@ -102,7 +102,7 @@ Value tojson(Interpreter&, const Value& v, CallArgs& a) {
   bool ensure_ascii = arg_bool(a, 0, "ensure_ascii", false);
   if (indent && !indent->is_none()) {
     if (indent->is_string()) { o.indent_is_string = true; o.indent_str = indent->s; }
-    else o.indent = int(std::max<int64_t>(0, arg_int(a, 1, "indent", 0)));
+    else o.indent = int(std::clamp<int64_t>(arg_int(a, 1, "indent", 0), 0, 1024));  // bound memory
     o.item_sep = ",";
   }
   if (const Value* sep = a.get(2, "separators"); sep && !sep->is_none()) {
@@ -217,7 +217,7 @@ Value to_float(const Value& v, CallArgs& a) {
   }
 }
 
-Value indent(const Value& v, CallArgs& a) {
+Value indent(Interpreter& in, const Value& v, CallArgs& a) {
   const Value* w = a.get(0, "width");
   std::string pad = w && w->is_string() ? w->s : std::string(size_t(std::clamp<int64_t>(arg_int(a, 0, "width", 4), 0, 1 << 16)), ' ');
   bool first = arg_bool(a, 1, "first", false), blank = arg_bool(a, 2, "blank", false);
@@ -234,6 +234,7 @@ Value indent(const Value& v, CallArgs& a) {
     }
   }
   if (!cur.empty()) lines.push_back(cur);
+  if (lines.size() * pad.size() > in.limits().max_output_bytes) throw Error("indent result too large");
   std::string rv;
   if (blank) {
     for (size_t i = 0; i < lines.size(); ++i) rv += (i ? "\n" + pad : "") + lines[i];
@@ -433,7 +434,7 @@ const std::unordered_map<std::string, FilterFn>& builtin_filters() {
          for (const Value& x : in.iterate(v)) {
            in.step();
            Value k = sort_key(attr ? get_path(in, x, *attr) : x, cs);
-           if (std::none_of(seen.begin(), seen.end(), [&](const Value& s) { return py_equal(s, k); })) {
+           if (std::none_of(seen.begin(), seen.end(), [&](const Value& s) { in.step(); return py_equal(s, k); })) {
              seen.push_back(k);
              out.push_back(x);
            }
@@ -460,6 +461,7 @@ const std::unordered_map<std::string, FilterFn>& builtin_filters() {
       {"batch", [](Interpreter& in, const Value& v, CallArgs& a) {
          int64_t n = arg_int(a, 0, "linecount", 1);
          if (n <= 0) throw Error("batch size must be positive");
+         if (n > in.limits().max_range) throw Error(cat("batch size larger than ", in.limits().max_range));
          const Value* fill = a.get(1, "fill_with");
          List out, cur;
          for (const Value& x : in.iterate(v)) {
@@ -478,7 +480,7 @@ const std::unordered_map<std::string, FilterFn>& builtin_filters() {
          if (!old || !repl) throw Error("replace needs old and new");
          return Value::string(py_replace(py_str(v), py_str(*old), py_str(*repl), arg_int(a, 2, "count", -1)));
        }},
-      {"indent", [](Interpreter&, const Value& v, CallArgs& a) { return indent(v, a); }},
+      {"indent", [](Interpreter& in, const Value& v, CallArgs& a) { return indent(in, v, a); }},
       {"center", [](Interpreter&, const Value& v, CallArgs& a) {
          std::string s = py_str(v);
          int64_t width = std::min<int64_t>(arg_int(a, 0, "width", 80), 1 << 20);

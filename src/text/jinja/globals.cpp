@@ -39,8 +39,9 @@ void add_builtin_globals(Frame& g) {
     for (auto& [k, v] : a.kw) d.dict->set(Value::string(k), v);
     return d;
   });
-  g.vars["namespace"] = Value::callable("namespace", [](Interpreter&, CallArgs& a) -> Value {
+  g.vars["namespace"] = Value::callable("namespace", [](Interpreter& in, CallArgs& a) -> Value {
     Value ns = Value::make_namespace();
+    in.track_namespace(ns);
     for (auto& v : a.pos) {
       if (!v.is_mapping()) throw Error("namespace() positional argument must be a dict");
       for (auto& [k, x] : v.dict->items) ns.dict->set(k, x);

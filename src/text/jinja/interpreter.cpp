@@ -3,9 +3,11 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 
 #include "core/error.h"
 #include "text/jinja/builtins.h"
+#include "text/jinja/strings.h"
 
 namespace brisk::text::jinja {
 
@@ -44,6 +46,13 @@ Interpreter::Interpreter(const Body& body, std::shared_ptr<Frame> globals, Limit
     : body_(body), globals_(std::move(globals)), limits_(limits) {}
 
 std::string Interpreter::render() {
+  struct BreakCycles {
+    Interpreter& in;
+    ~BreakCycles() {
+      for (auto& f : in.macro_frames_) f->vars.clear();
+      for (auto& d : in.namespaces_) d->items.clear();
+    }
+  } break_cycles{*this};
   std::string out;
   auto top = std::make_shared<Frame>();
   top->parent = globals_;
@@ -94,11 +103,15 @@ Interpreter::Flow Interpreter::exec(const Node& n, const FrameP& frame, std::str
         frame->vars[n.targets[0]] = v;
         break;
       }
-      case Node::K::Macro: frame->vars[n.text] = make_macro(n, frame, n.text); break;
+      case Node::K::Macro:
+        frame->vars[n.text] = make_macro(n, frame, n.text);
+        macro_frames_.push_back(frame);
+        break;
       case Node::K::CallBlock: {
         const Expr& call = *n.expr;
         CallArgs args = eval_args(call, frame, 1);
         args.kw.emplace_back("caller", make_macro(n, frame, "caller"));
+        macro_frames_.push_back(frame);
         append(out, py_str(this->call(eval(*call.args[0], frame), args)));
         break;
       }
@@ -420,13 +433,15 @@ bool Interpreter::eval_compare(const std::string& op, const Value& a, const Valu
   return !py_less(a, b);  // >=
 }
 
-static Value checked_int(long double exact, int64_t r) {
-  if (exact > (long double)INT64_MAX || exact < (long double)INT64_MIN) throw Error("integer overflow");
-  return Value::integer(r);
-}
-
 Value Interpreter::eval_binary(const std::string& op, const Value& a, const Value& b) {
-  if (op == "~") return Value::string(py_str(a) + py_str(b));
+  auto check_size = [](size_t n) {
+    if (n > kMaxStringBytes) throw Error(cat("value larger than ", kMaxStringBytes, " bytes"));
+  };
+  if (op == "~") {
+    std::string sa = py_str(a), sb = py_str(b);
+    check_size(sa.size() + sb.size());
+    return Value::string(sa + sb);
+  }
   if (a.is_undefined()) undefined_error(a);
   if (b.is_undefined()) undefined_error(b);
   auto unsupported = [&]() -> Error {
@@ -468,12 +483,15 @@ Value Interpreter::eval_binary(const std::string& op, const Value& a, const Valu
       if (fx == 0 && fy < 0) throw Error("0.0 cannot be raised to a negative power");
       return Value::floating(std::pow(fx, fy));
     }
-    (void)checked_int;
     throw unsupported();
   }
   if (op == "+") {
-    if (a.is_string() && b.is_string()) return Value::string(a.s + b.s);
+    if (a.is_string() && b.is_string()) {
+      check_size(a.s.size() + b.s.size());
+      return Value::string(a.s + b.s);
+    }
     if (a.is_sequence() && a.kind == b.kind) {
+      check_size((a.list->size() + b.list->size()) * sizeof(Value));
       List items = *a.list;
       items.insert(items.end(), b.list->begin(), b.list->end());
       return a.kind == Kind::List ? Value::make_list(std::move(items)) : Value::make_tuple(std::move(items));
@@ -565,7 +583,7 @@ std::string printf_format(const std::string& fmt, const List& args) {
     if (fmt[i] != '%') { out += fmt[i]; continue; }
     if (++i >= fmt.size()) throw Error("incomplete format");
     std::string spec = "%";
-    while (i < fmt.size() && std::strchr("-+ #0123456789.", fmt[i])) spec += fmt[i++];
+    while (i < fmt.size() && fmt[i] && std::strchr("-+ #0123456789.", fmt[i])) spec += fmt[i++];
     if (i >= fmt.size()) throw Error("incomplete format");
     char c = fmt[i];
     char buf[512];

@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "text/jinja/ast.h"
 #include "text/jinja/value.h"
@@ -38,6 +39,8 @@ class Interpreter {
   List iterate(const Value& v);  // Python iteration: list items, dict keys, string chars
   void step();                   // counts work against Limits::max_steps
   const Limits& limits() const { return limits_; }
+  // Values that can close reference cycles (namespaces) are cleared when rendering ends.
+  void track_namespace(const Value& ns) { namespaces_.push_back(ns.dict); }
 
  private:
   enum class Flow { Normal, Break, Continue };
@@ -48,6 +51,10 @@ class Interpreter {
   Limits limits_;
   int64_t steps_ = 0;
   int call_depth_ = 0;
+  // Macros capture their defining frame, which then holds the macro: a shared_ptr cycle.
+  // render() clears these frames (and namespaces) at the end to free them.
+  std::vector<FrameP> macro_frames_;
+  std::vector<std::shared_ptr<Dict>> namespaces_;
 
   Flow exec_body(const Body& body, const FrameP& frame, std::string& out);
   Flow exec(const Node& n, const FrameP& frame, std::string& out);

@@ -203,7 +203,7 @@ class Lexer {
         std::string op(1, c);
         for (const char* t : two)
           if (s_.compare(p_, 2, t) == 0) op = t;
-        if (op.size() == 1 && !std::strchr("+-*/%~<>=()[]{},.:|", c))
+        if (op.size() == 1 && (c == '\0' || !std::strchr("+-*/%~<>=()[]{},.:|", c)))
           fail(cat("unexpected character '", c, "'"));
         if (op == "(" || op == "[" || op == "{") ++depth;
         if ((op == ")" || op == "]" || op == "}") && depth > 0) --depth;

@@ -193,10 +193,7 @@ class Parser {
       open_tag({"endcall"});
     } else if (tag == "filter") {
       n->k = Node::K::FilterBlock;
-      --p_;  // the chain parser wants to see a name first
-      t_[p_].type = Tok::Op;
-      t_[p_].text = "|";
-      n->filter_expr = parse_filter_chain(nullptr);
+      n->filter_expr = parse_filter_chain(parse_filter(nullptr, line));
       expect(Tok::BlockEnd, "'%}'");
       n->body = parse_body({"endfilter"});
       open_tag({"endfilter"});
@@ -515,20 +512,29 @@ class Parser {
 
   std::string dotted_name() {
     std::string n = expect_name();
-    while (is_op(".") && peek().type == Tok::Name) { p_ += 1; n += "." + expect_name(); }
+    while (is_op(".") && peek().type == Tok::Name) {
+      ++p_;
+      n += '.';
+      n += expect_name();
+    }
     return n;
+  }
+
+  // One filter application `name[(args)]` to node (null: the body of a filter/set block).
+  ExprP parse_filter(ExprP node, int line) {
+    auto f = make(Expr::K::Filter, line);
+    f->name = dotted_name();
+    if (!names_.is_filter(f->name)) fail(line, cat("no filter named '", f->name, "'"));
+    f->args.push_back(std::move(node));
+    if (is_op("(")) parse_args(*f);
+    return f;
   }
 
   ExprP parse_filter_chain(ExprP node) {
     while (is_op("|")) {
       int line = cur().line;
       ++p_;
-      auto f = make(Expr::K::Filter, line);
-      f->name = dotted_name();
-      if (!names_.is_filter(f->name)) fail(line, cat("no filter named '", f->name, "'"));
-      f->args.push_back(std::move(node));
-      if (is_op("(")) parse_args(*f);
-      node = std::move(f);
+      node = parse_filter(std::move(node), line);
     }
     return node;
   }

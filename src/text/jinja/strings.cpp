@@ -139,6 +139,7 @@ std::string py_replace(const std::string& s, const std::string& old, const std::
     int64_t done = 0;
     for (size_t i = 0; i <= cs.size(); ++i) {
       if (count < 0 || done < count) { out += repl; ++done; }
+      if (out.size() > kMaxStringBytes) throw Error(cat("string longer than ", kMaxStringBytes, " bytes"));
       if (i < cs.size()) out += cs[i];
     }
     return out;
@@ -149,6 +150,7 @@ std::string py_replace(const std::string& s, const std::string& old, const std::
     size_t f = s.find(old, pos);
     if (f == std::string::npos) break;
     out += s.substr(pos, f - pos) + repl;
+    if (out.size() > kMaxStringBytes) throw Error(cat("string longer than ", kMaxStringBytes, " bytes"));
     pos = f + old.size();
     ++done;
   }

@@ -7,6 +7,9 @@
 
 namespace brisk::text::jinja {
 
+// Largest string the engine builds: bounds memory on hostile templates (x ~ x in a loop, ...).
+constexpr size_t kMaxStringBytes = 64u << 20;
+
 bool py_isspace(uint32_t cp);  // str.isspace() for one code point
 std::string py_strip(const std::string& s, const std::string* chars, bool left, bool right);
 std::vector<std::string> py_split(const std::string& s, const std::string* sep, int64_t maxsplit);
