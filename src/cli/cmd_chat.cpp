@@ -19,7 +19,7 @@ brisk::cli::Registrar reg("chat", "Interactive multi-turn chat (one message per 
   a->add_sampling_flags(app);
   return [a, system]() -> int {
     using namespace brisk;
-    cli::ModelSession s = cli::ModelSession::open(a->model_dir);
+    cli::ModelSession s = cli::ModelSession::open(a->model_dir, a->adapter_dir);
     BRISK_CHECK(s.chat_template, a->model_dir, " has no chat template; use `brisk generate --raw`");
     infer::GenerateOptions opt = s.generate_options(*a);
     if (a->ctx <= 0) opt.context = std::min<int64_t>(s.model->config().max_position_embeddings, 8192);

@@ -19,7 +19,7 @@ brisk::cli::Registrar reg("generate", "Generate a completion for a prompt (strea
   return [a]() -> int {
     using namespace brisk;
     BRISK_CHECK(!a->prompt.empty() || !a->prompt_ids_json.empty(), "give --prompt TEXT or --prompt-ids JSON");
-    cli::ModelSession s = cli::ModelSession::open(a->model_dir);
+    cli::ModelSession s = cli::ModelSession::open(a->model_dir, a->adapter_dir);
     std::vector<int32_t> prompt_ids = s.prompt_ids(*a);
     infer::GenerateOptions opt = s.generate_options(*a);
     std::function<void(const std::string&)> stream;

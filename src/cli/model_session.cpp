@@ -17,15 +17,20 @@ void GenerateArgs::add_sampling_flags(CLI::App& app) {
   app.add_option("--repeat-penalty", repeat_penalty, "Repetition penalty (1 = off)");
   app.add_option("--seed", seed, "Random seed (same seed, same output)");
   app.add_option("--stop", stops, "Stop before this string (repeatable)");
+  app.add_option("--adapter", adapter_dir, "LoRA adapter folder (PEFT format; brisk- or PEFT-trained)");
   app.add_option("--ctx", ctx, "Context size (default: prompt + max tokens)");
   app.add_option("--set", template_vars, "Chat-template variable KEY=JSON, e.g. enable_thinking=false (repeatable)");
 }
 
-ModelSession ModelSession::open(const std::string& dir) {
+ModelSession ModelSession::open(const std::string& dir, const std::string& adapter_dir) {
   BRISK_CHECK(dir_exists(dir), "model folder ", dir, " does not exist or is not a folder");
   ModelSession s;
   s.dir = dir;
   s.model = Model::load(dir);
+  if (!adapter_dir.empty()) {
+    s.adapter = std::make_unique<LoraAdapter>(load_peft_adapter(adapter_dir, s.model->config()));
+    s.model->set_adapter(s.adapter.get());
+  }
   s.gen = io::load_generation_config(dir);
   if (file_exists(path_join(dir, "tokenizer.json")))
     s.tokenizer = std::make_unique<text::Tokenizer>(text::Tokenizer::load(dir));

@@ -17,7 +17,7 @@
 namespace brisk::cli {
 
 struct GenerateArgs {
-  std::string model_dir, prompt, prompt_ids_json;
+  std::string model_dir, prompt, prompt_ids_json, adapter_dir;
   bool raw = false, json = false;
   int64_t max_tokens = 256;
   int64_t ctx = 0;
@@ -38,7 +38,9 @@ struct ModelSession {
   std::unique_ptr<text::ChatTemplate> chat_template;  // null when the model has none
   std::string bos_token, eos_token;                    // for the template
 
-  static ModelSession open(const std::string& dir);
+  std::unique_ptr<LoraAdapter> adapter;               // --adapter, applied in every forward
+
+  static ModelSession open(const std::string& dir, const std::string& adapter_dir = "");
   // Prompt ids from --prompt-ids, or --prompt (tokenized; through the chat template unless --raw).
   std::vector<int32_t> prompt_ids(const GenerateArgs& a) const;
   infer::GenerateOptions generate_options(const GenerateArgs& a) const;

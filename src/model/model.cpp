@@ -52,6 +52,19 @@ void Model::plan_activations(int64_t T, int64_t R) {
   max_logit_rows_ = R;
 }
 
+void Model::apply_lora(int64_t layer, Proj p, const Tensor& x, Tensor out) {
+  if (!adapter_) return;
+  const LoraModule& m = adapter_->at(layer, p);
+  if (!m.defined()) return;
+  const int64_t T = x.dim(0), r = m.A.dim(0);
+  if (lora_tmp_.t.numel() < T * r) lora_tmp_ = HostTensor(DType::F32, {T * r});
+  Tensor u(lora_tmp_.t.data, DType::F32, {T, r});
+  ops::matmul(x, m.A, Tensor(), u);
+  const float s = adapter_->spec.scale();
+  for (int64_t i = 0; i < T * r; ++i) u.f32()[i] *= s;
+  ops::matmul(u, m.B, Tensor(), out, /*accumulate=*/true);
+}
+
 Tensor Model::forward(const std::vector<SeqChunk>& batch, KVCache& cache) {
   int64_t T = 0, R = 0;
   std::set<int> slots;
@@ -114,6 +127,9 @@ void Model::layer_forward(int64_t l, const std::vector<SeqChunk>& batch, const s
   ops::matmul(xn, L.wq, L.bq, q);
   ops::matmul(xn, L.wk, L.bk, k);
   ops::matmul(xn, L.wv, L.bv, v);
+  apply_lora(l, Proj::Q, xn, q);
+  apply_lora(l, Proj::K, xn, k);
+  apply_lora(l, Proj::V, xn, v);
   if (c.qk_norm) {
     Tensor qh = q.reshape({T * nh, hd}), kh = k.reshape({T * nkv, hd});
     ops::rmsnorm(qh, L.q_norm, eps, qh);
@@ -135,14 +151,18 @@ void Model::layer_forward(int64_t l, const std::vector<SeqChunk>& batch, const s
     t += n;
   }
   ops::matmul(attn, L.wo, L.bo, x, /*accumulate=*/true);
+  apply_lora(l, Proj::O, attn, x);
 
   // MLP block: down(silu(gate(x)) * up(x)).
   Tensor gate = gate_.rows(0, T), up = up_.rows(0, T);
   ops::rmsnorm(x, L.mlp_norm, eps, xn);
   ops::matmul(xn, L.w_gate, Tensor(), gate);
   ops::matmul(xn, L.w_up, Tensor(), up);
+  apply_lora(l, Proj::Gate, xn, gate);
+  apply_lora(l, Proj::Up, xn, up);
   ops::swiglu(gate, up, gate);
   ops::matmul(gate, L.w_down, Tensor(), x, /*accumulate=*/true);
+  apply_lora(l, Proj::Down, gate, x);
 }
 
 }  // namespace brisk

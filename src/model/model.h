@@ -12,6 +12,7 @@
 
 #include "model/config.h"
 #include "model/kv_cache.h"
+#include "model/lora.h"
 #include "model/rope.h"
 #include "model/weights.h"
 
@@ -30,6 +31,11 @@ class Model {
   Model(ModelConfig cfg, ModelWeights weights);
 
   const ModelConfig& config() const { return cfg_; }
+  ModelWeights& weights() { return w_; }
+  const RopeTable& rope() const { return rope_; }
+  // Applies a LoRA adapter in every forward (null: base model only). Not owned.
+  void set_adapter(const LoraAdapter* adapter) { adapter_ = adapter; }
+  const LoraAdapter* adapter() const { return adapter_; }
 
   // Logits rows: for each chunk in order, one row per token (all_logits) or one for the last.
   // Returns a [rows, vocab] view into memory owned by the model (valid until the next call).
@@ -46,8 +52,13 @@ class Model {
   void layer_forward(int64_t layer, const std::vector<SeqChunk>& batch, const std::vector<int32_t>& pos,
                      KVCache& cache, int64_t T);
 
+  // out += s * (x A^T) B^T for the adapter's module (layer, p), if any.
+  void apply_lora(int64_t layer, Proj p, const Tensor& x, Tensor out);
+
   ModelConfig cfg_;
   ModelWeights w_;
+  const LoraAdapter* adapter_ = nullptr;
+  HostTensor lora_tmp_;
   RopeTable rope_;
   int64_t max_tokens_ = 0, max_logit_rows_ = 0;
   Arena act_;
