@@ -3,7 +3,8 @@
 #   .device/tok.tar.xz  real tokenizer folders (scripts/gpu/pack.sh makes it)
 #   .device/brisk       the brisk binary built here (static apart from glibc/libstdc++/CUDA)
 # Regenerates the golden references and the text benchmarks, writing everything to $OUT:
-#   tokenizer_refs.json chat_refs.json model_refs.json  -> commit under tests/golden/data/
+#   tokenizer_refs.json chat_refs.json model_refs.json train_refs.json train_*.safetensors
+#                                                       -> commit under tests/golden/data/
 #   bench_tokenize.jsonl                                -> numbers for docs/BENCHMARKS.md
 set -euo pipefail
 : "${OUT:?run this through the device tool}"
@@ -22,5 +23,8 @@ if [ "$what" = all ] || [ "$what" = text ]; then
 fi
 if [ "$what" = all ] || [ "$what" = model ]; then
   python3 tests/golden/make_model_refs.py --brisk "$BRISK" --tok-root "$TR/tok" --out "$OUT"
+fi
+if [ "$what" = all ] || [ "$what" = train ]; then
+  python3 tests/golden/make_train_refs.py --brisk "$BRISK" --tok-root "$TR/tok" --out "$OUT"
 fi
 ls -la "$OUT"
