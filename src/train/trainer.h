@@ -1,0 +1,28 @@
+// The fine-tuning loop: data order, gradient accumulation, clipping, schedule, AdamW,
+// evaluation, logging (progress line, metrics.jsonl, structured events), checkpoints that
+// resume bit for bit, graceful stop on SIGINT/SIGTERM, and NaN/Inf detection.
+#pragma once
+#include <string>
+
+#include "train/train_config.h"
+
+namespace brisk::train {
+
+struct TrainerOptions {
+  bool resume = false;       // continue from the newest checkpoint in output_dir (or resume_from)
+  std::string resume_from;   // a checkpoint folder
+  std::string events_path;   // append JSON-line events here ("" = none)
+  int events_fd = -1;        // or write them to this file descriptor
+  bool quiet = false;        // no progress line
+};
+
+enum class TrainOutcome { Completed, Interrupted };
+
+// Runs the whole job described by cfg. User errors are brisk::Error (nothing half-written:
+// outputs are only renamed into place when complete).
+TrainOutcome run_training(const TrainConfig& cfg, const TrainerOptions& opt);
+
+// Folder of the newest complete checkpoint under output_dir ("" if none).
+std::string latest_checkpoint(const std::string& output_dir);
+
+}  // namespace brisk::train
