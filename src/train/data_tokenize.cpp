@@ -135,7 +135,11 @@ Example tokenize_chat(const ojson& messages, const ojson& tools, size_t first_tr
       // to where the next message begins, i.e. the end of messages[:k+1] as rendered alone.
       end = k + 1 == messages.size() ? full_end : r.strip(r.render_prefix(messages, k + 1, false), trailer).size();
     } else {
-      size_t at = full.find(eot, start);
+      // The marker may begin before `start`: an empty content (a tool-call-only turn) leaves no
+      // separator between the generation prompt and what follows, so the probe's separator is
+      // the prompt's last character in the full text.
+      const size_t from = std::max(prev_end, start + 1 > eot.size() ? start + 1 - eot.size() : 0);
+      size_t at = full.find(eot, from);
       BRISK_CHECK(at != std::string::npos && at + eot.size() <= full_end, where, ": its end-of-turn text \"", eot,
                   "\" is not where the full conversation renders it");
       end = at + eot.size();
