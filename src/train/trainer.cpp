@@ -293,7 +293,9 @@ TrainOutcome run_training(const TrainConfig& cfg, const TrainerOptions& opt) {
                                 {"elapsed_s", elapsed}};
     bool log_now = cfg.logging_steps <= 1 || done % cfg.logging_steps == 0 || done == total;
     if (log_now) {
-      events.emit(nlohmann::ordered_json{{"event", "step"}}.update(m));
+      nlohmann::ordered_json ev = {{"event", "step"}};
+      ev.update(m);
+      events.emit(ev);
       std::string line = m.dump() + "\n";
       int fd = ::open(metrics_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
       if (fd >= 0) {
