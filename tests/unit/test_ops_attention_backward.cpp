@@ -88,7 +88,9 @@ TEST(OpsAttentionBackward, GradientsMatchFiniteDifferences) {
     ops::attention_train_backward(view(q, qs), view(k, ks), view(v, ks), view(out, qs), view(lse, {T, c.nh}),
                                   view(dout, qs), c.cu.data(), n_seg, view(dq, qs), view(dk, ks), view(dv, ks), scale,
                                   c.window);
-    Forward f = [&](const Inputs& in) { return fwd_attention(in[0], in[1], in[2], c.nh, c.nkv, c.hd, c.cu, c.window, scale); };
+    Forward f = [&](const Inputs& in) {
+      return fwd_attention(in[0], in[1], in[2], c.nh, c.nkv, c.hd, c.cu, c.window, scale);
+    };
     const Inputs in = {widen(q), widen(k), widen(v)};
     expect_close("attention_train_backward dq " + c.str(), dq, numeric_grad(f, in, 0, widen(dout)), kTolBackward);
     expect_close("attention_train_backward dk " + c.str(), dk, numeric_grad(f, in, 1, widen(dout)), kTolBackward);

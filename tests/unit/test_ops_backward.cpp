@@ -178,7 +178,11 @@ TEST(OpsBackward, Swiglu) {
   for (int64_t m : {1, 3, 17, 130})
     for (bool in_place : {false, true}) {
       std::vector<float> g = random_floats(rng, m, 4.0f), u = random_floats(rng, m), dout = random_floats(rng, m);
-      if (m > 3) g[0] = 30.0f, g[1] = -30.0f, g[2] = -90.0f;  // saturated gates: exp overflows to inf
+      if (m > 3) {  // saturated gates; exp(90) overflows fp32 to inf
+        g[0] = 30.0f;
+        g[1] = -30.0f;
+        g[2] = -90.0f;
+      }
       Forward f = [&](const Inputs& in) {
         std::vector<double> y(static_cast<size_t>(m));
         for (size_t i = 0; i < y.size(); ++i) y[i] = in[0][i] / (1.0 + std::exp(-in[0][i])) * in[1][i];

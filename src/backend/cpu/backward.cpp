@@ -27,7 +27,9 @@ void check_f32(const char* op, const Tensor& t) {
 }
 
 // Rows per task so that one task touches about `elements` floats.
-int64_t row_grain(int64_t width, int64_t elements = 16384) { return std::max<int64_t>(1, elements / std::max<int64_t>(1, width)); }
+int64_t row_grain(int64_t width, int64_t elements = 16384) {
+  return std::max<int64_t>(1, elements / std::max<int64_t>(1, width));
+}
 
 struct Dims {
   int64_t n, N, K;
