@@ -17,6 +17,7 @@ struct DatasetConfig {
   std::string eval_path;          // separate eval file (optional)
   double eval_split = 0.0;        // fraction held out for eval when no eval_path (0 = none)
   std::string text_field = "text";  // for format text
+  bool operator==(const DatasetConfig&) const = default;
 };
 
 struct LoraConfig {
@@ -25,6 +26,7 @@ struct LoraConfig {
   double dropout = 0.0;
   std::vector<std::string> target_modules = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
   bool rslora = false;
+  bool operator==(const LoraConfig&) const = default;
 };
 
 struct TrainConfig {
@@ -56,6 +58,7 @@ struct TrainConfig {
   int64_t logging_steps = 1;
   int64_t save_total_limit = 0;     // keep only the newest N checkpoints (0 = all)
   std::string chat_template_kwargs_json = "{}";  // extra template variables, as a JSON object
+  bool operator==(const TrainConfig&) const = default;
 };
 
 // Parses a YAML or JSON document (YAML is a superset) into a TrainConfig. Unknown keys are an

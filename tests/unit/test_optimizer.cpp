@@ -231,7 +231,9 @@ TEST(LrSchedule, MatchesTransformersAtEveryStep) {
         } else {
           const double rest = double(std::max<int64_t>(1, total - warmup));
           lin = std::max(0.0, double(total - s) / rest);
-          cosv = std::max(0.0, 0.5 * (1.0 + std::cos(std::numbers::pi * double(s - warmup) / rest)));
+          // transformers' expression, num_cycles = 0.5 (same rounding as pi * progress).
+          const double progress = double(s - warmup) / rest;
+          cosv = std::max(0.0, 0.5 * (1.0 + std::cos(std::numbers::pi * 0.5 * 2.0 * progress)));
           con = 1.0;
         }
         EXPECT_DOUBLE_EQ(lr_at("linear", lr, s, warmup, total), lr * lin) << at;
