@@ -94,7 +94,7 @@ def main():
                 g = p.grad.detach().flatten()
                 rnd = random.Random(name)
                 idx = sorted(rnd.sample(range(g.numel()), min(spec["samples_per_tensor"], g.numel())))
-                samples[name] = {"norm": float(g.norm()), "index": idx, "values": [float(g[i]) for i in idx]}
+                samples[name] = {"norm": float(g.double().norm()), "index": idx, "values": [float(g[i]) for i in idx]}
             rec["grads"] = samples
         out["cases"].append(rec)
         print(case["name"], "loss", rec["loss"], flush=True)

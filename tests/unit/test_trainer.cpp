@@ -10,6 +10,7 @@
 #include "infer/generate.h"
 #include "model/init_model.h"
 #include "model/train_model.h"
+#include "text/chat_template.h"
 #include "text/tokenizer.h"
 #include "train/train_config.h"
 #include "train/trainer.h"
