@@ -108,7 +108,7 @@ ModelConfig preset_config(const InitModelOptions& opt) {
   PresetShape s = preset_shape(opt.preset, c.arch);
   TokenizerFacts tf;
   if (!opt.tokenizer_dir.empty()) tf = read_tokenizer_facts(opt.tokenizer_dir);
-  c.vocab_size = tf.vocab_size;
+  c.vocab_size = opt.vocab_size > 0 ? opt.vocab_size : tf.vocab_size;
   c.hidden_size = s.hidden;
   c.intermediate_size = s.inter;
   c.num_layers = s.layers;

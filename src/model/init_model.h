@@ -16,6 +16,7 @@ struct InitModelOptions {
   int tie = -1;                    // -1 preset default, 0 untied, 1 tied
   std::string rope_scaling;        // "" preset default, or none|linear|llama3|yarn
   int64_t sliding_window = -1;     // -1 preset default, 0 none
+  int64_t vocab_size = 0;          // 0: the tokenizer's, or 32000 without one
 };
 
 // The config `init_model` would write (without touching the disk).
