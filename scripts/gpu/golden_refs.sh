@@ -17,9 +17,8 @@ what=${1:-all}
 if [ "$what" = all ] || [ "$what" = text ]; then
   python3 tests/golden/make_text_refs.py --tok-root "$TR/tok" --out "$OUT" \
     --bench-mb 10 --bench-corpus /tmp/tok_bench.txt | tee "$OUT/bench_tokenize.jsonl"
-  for i in 1 2 3; do
-    "$BRISK" bench tokenize "$TR/tok/llama3" --file /tmp/tok_bench.txt | tee -a "$OUT/bench_tokenize.jsonl"
-  done
+  "$BRISK" bench tokenize "$TR/tok/llama3" --file /tmp/tok_bench.txt --repeat 3 | tee -a "$OUT/bench_tokenize.jsonl"
+  "$BRISK" bench tokenize "$TR/tok/llama3" --file /tmp/tok_bench.txt --repeat 3 --lines | tee -a "$OUT/bench_tokenize.jsonl"
 fi
 if [ "$what" = all ] || [ "$what" = model ]; then
   python3 tests/golden/make_model_refs.py --brisk "$BRISK" --tok-root "$TR/tok" --out "$OUT"

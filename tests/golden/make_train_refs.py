@@ -98,6 +98,28 @@ def main():
             rec["grads"] = samples
         out["cases"].append(rec)
         print(case["name"], "loss", rec["loss"], flush=True)
+    # An adapter written by PEFT itself (not by brisk): brisk's --adapter must load it and give
+    # PEFT's logits. Random B so the adapter changes the output.
+    case = spec["cases"][0]
+    d = os.path.join(tmp, case["name"])
+    base = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32, attn_implementation="eager")
+    torch.manual_seed(0)
+    pm = peft.get_peft_model(base, peft.LoraConfig(r=4, lora_alpha=12, lora_dropout=0.0,
+                                                   target_modules=["q_proj", "v_proj", "o_proj", "down_proj"],
+                                                   task_type="CAUSAL_LM"))
+    for name, p in pm.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.5)
+    peft_dir = os.path.join(args.out, "peft_adapter")
+    pm.save_pretrained(peft_dir)
+    pm.eval()
+    ids = case["batch"][0]["ids"]
+    with torch.no_grad():
+        logits = pm(input_ids=torch.tensor([ids])).logits[0]
+    rnd = random.Random(99)
+    cols = sorted(rnd.sample(range(logits.shape[-1]), spec["columns"]))
+    out["peft_saved"] = {"case": case["name"], "ids": ids, "columns": cols,
+                         "logits": [[float(v) for v in row[cols]] for row in logits]}
     with open(os.path.join(args.out, "train_refs.json"), "w") as f:
         json.dump(out, f)
 

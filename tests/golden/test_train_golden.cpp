@@ -164,3 +164,36 @@ TEST(TrainGoldenSpec, EveryCaseIsInstantiated) {
 
 }  // namespace
 }  // namespace brisk
+
+namespace brisk {
+namespace {
+// An adapter saved by PEFT's save_pretrained (not by brisk) loads through the --adapter path
+// and gives PEFT's logits.
+TEST(PeftSavedAdapter, LoadsAndMatchesPeftLogits) {
+  json spec = load_json("tests/golden/train_cases.json");
+  json refs = load_json("tests/golden/data/train_refs.json");
+  ASSERT_TRUE(refs.contains("peft_saved"));
+  const json& ref = refs["peft_saved"];
+  const json& c = spec["cases"][0];
+  ASSERT_EQ(ref["case"], c["name"]);
+  testing::TempDir tmp;
+  init_model(tmp.path + "/m", parse_init(c["init"], testing::tokenizer_dir(c["tokenizer"])));
+  auto model = Model::load(tmp.path + "/m");
+  LoraAdapter ad = load_peft_adapter(testing::source_path("tests/golden/data/peft_adapter"), model->config());
+  EXPECT_EQ(ad.spec.r, 4);
+  model->set_adapter(&ad);
+  std::vector<int32_t> ids = ref["ids"].get<std::vector<int32_t>>();
+  KVCache cache(model->config(), 1, int64_t(ids.size()));
+  Tensor logits = model->forward({SeqChunk{0, ids, true}}, cache);
+  std::vector<double> got, want;
+  for (size_t t = 0; t < ids.size(); ++t)
+    for (size_t j = 0; j < ref["columns"].size(); ++j) {
+      got.push_back(logits.f32()[int64_t(t) * model->config().vocab_size + ref["columns"][j].get<int64_t>()]);
+      want.push_back(ref["logits"][t][j].get<double>());
+    }
+  double e = rel_err(got, want);
+  std::printf("[peft adapter] PEFT-saved adapter logits max rel err %.3g\n", e);
+  EXPECT_LE(e, 1e-4);
+}
+}  // namespace
+}  // namespace brisk
