@@ -164,6 +164,9 @@ LoraAdapter load_peft_adapter(const std::string& dir, const ModelConfig& cfg) {
               "\" is not supported (only LORA)");
   BRISK_CHECK(!flag("use_dora"), cpath, ": DoRA adapters (use_dora) are not supported yet");
   BRISK_CHECK(!flag("fan_in_fan_out"), cpath, ": fan_in_fan_out adapters are not supported");
+  BRISK_CHECK(!flag("lora_bias"), cpath, ": adapters with LoRA biases (lora_bias) are not supported yet");
+  for (const char* k : {"trainable_token_indices", "target_parameters", "layer_replication"})
+    BRISK_CHECK(!j.contains(k) || j[k].is_null(), cpath, ": \"", k, "\" is not supported yet");
   BRISK_CHECK(str("bias", "none") == "none", cpath, ": bias \"", str("bias", ""), "\" is not supported (only none)");
   for (const char* k : {"modules_to_save", "layers_to_transform"})
     BRISK_CHECK(!j.contains(k) || j[k].is_null() || (j[k].is_array() && j[k].empty()), cpath, ": \"", k,
