@@ -22,7 +22,7 @@ struct MemoryPlan {
 
   void add(std::string name, size_t bytes) { entries.push_back({std::move(name), bytes}); }
   void add(std::string name, DType dtype, Shape shape) {
-    add(std::move(name), size_t(shape.numel()) * dtype_size(dtype));
+    add(std::move(name), tensor_bytes(dtype, shape));
   }
   size_t total() const;  // with alignment padding
   std::string table() const;  // human-readable breakdown, one line per entry
@@ -39,7 +39,7 @@ class Arena {
   Arena& operator=(const Arena&) = delete;
 
   void* alloc(size_t bytes);  // aligned; throws when the plan was too small (a bug upstream)
-  Tensor tensor(DType dtype, Shape shape) { return Tensor(alloc(size_t(shape.numel()) * dtype_size(dtype)), dtype, shape, device_); }
+  Tensor tensor(DType dtype, Shape shape) { return Tensor(alloc(tensor_bytes(dtype, shape)), dtype, shape, device_); }
   void reset() { used_ = 0; }
   size_t used() const { return used_; }
   size_t capacity() const { return capacity_; }

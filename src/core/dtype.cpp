@@ -6,7 +6,18 @@
 
 namespace brisk {
 
-size_t dtype_size(DType t) {
+bool dtype_is_quantized(DType t) { return dtype_block_elems(t) > 1; }
+
+int64_t dtype_block_elems(DType t) {
+  switch (t) {
+    case DType::F32: case DType::BF16: case DType::F16: case DType::I32: case DType::I64: case DType::U8: return 1;
+    case DType::Q8_0: case DType::Q4_0: return 32;
+    case DType::Q4_K: case DType::Q5_K: case DType::Q6_K: return 256;
+  }
+  return 1;
+}
+
+size_t dtype_block_bytes(DType t) {
   switch (t) {
     case DType::F32: return 4;
     case DType::BF16: return 2;
@@ -14,9 +25,25 @@ size_t dtype_size(DType t) {
     case DType::I32: return 4;
     case DType::I64: return 8;
     case DType::U8: return 1;
+    case DType::Q8_0: return 34;   // f16 scale + 32 x i8
+    case DType::Q4_0: return 18;   // f16 scale + 16 bytes of nibbles
+    case DType::Q4_K: return 144;  // f16 d, dmin + 12 bytes scales + 128 bytes nibbles
+    case DType::Q5_K: return 176;  // Q4_K + 32 bytes of high bits
+    case DType::Q6_K: return 210;  // 128 low + 64 high + 16 scales + f16 d
   }
   BRISK_ASSERT(false, "bad dtype");
   return 0;
+}
+
+size_t dtype_row_bytes(DType t, int64_t n) {
+  int64_t b = dtype_block_elems(t);
+  BRISK_ASSERT(n % b == 0, dtype_name(t), " row of ", n, " elements is not a multiple of ", b);
+  return size_t(n / b) * dtype_block_bytes(t);
+}
+
+size_t dtype_size(DType t) {
+  BRISK_ASSERT(!dtype_is_quantized(t), "dtype_size of block-quantized ", dtype_name(t));
+  return dtype_block_bytes(t);
 }
 
 const char* dtype_name(DType t) {
@@ -27,6 +54,11 @@ const char* dtype_name(DType t) {
     case DType::I32: return "I32";
     case DType::I64: return "I64";
     case DType::U8: return "U8";
+    case DType::Q8_0: return "Q8_0";
+    case DType::Q4_0: return "Q4_0";
+    case DType::Q4_K: return "Q4_K";
+    case DType::Q5_K: return "Q5_K";
+    case DType::Q6_K: return "Q6_K";
   }
   return "?";
 }

@@ -7,9 +7,16 @@
 
 namespace brisk {
 
-enum class DType : uint8_t { F32, BF16, F16, I32, I64, U8 };
+// Q8_0 .. Q6_K are GGUF's block-quantized layouts (a block of 32 or 256 elements stored in a
+// fixed number of bytes); tensors of these types are 2-D [rows, cols] with cols a multiple of
+// the block size, and only some ops accept them (matmul weights, embedding tables).
+enum class DType : uint8_t { F32, BF16, F16, I32, I64, U8, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K };
 
-size_t dtype_size(DType t);
+bool dtype_is_quantized(DType t);
+int64_t dtype_block_elems(DType t);   // 1 for plain types; 32 (Q8_0, Q4_0) or 256 (K-quants)
+size_t dtype_block_bytes(DType t);    // bytes per block (dtype_size for plain types)
+size_t dtype_row_bytes(DType t, int64_t n);  // bytes of n elements (n a multiple of the block)
+size_t dtype_size(DType t);           // bytes per element; plain types only
 const char* dtype_name(DType t);             // safetensors spelling: "F32", "BF16", ...
 bool dtype_from_name(std::string_view name, DType* out);  // false for names we do not support
 DType dtype_parse(std::string_view name);    // throws brisk::Error naming the dtype

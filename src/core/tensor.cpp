@@ -1,5 +1,6 @@
 #include "core/tensor.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <new>
 #include <sstream>
@@ -51,6 +52,26 @@ Tensor::Tensor(void* data_, DType dtype_, Shape shape_, Device device_)
   }
 }
 
+size_t tensor_bytes(DType dtype, const Shape& shape) {
+  if (!dtype_is_quantized(dtype)) return size_t(shape.numel()) * dtype_size(dtype);
+  if (shape.ndim == 0) return 0;
+  int64_t cols = shape[shape.ndim - 1];
+  return size_t(shape.numel() / std::max<int64_t>(cols, 1)) * dtype_row_bytes(dtype, cols);
+}
+
+int64_t Tensor::dim0_stride_bytes() const {
+  if (!dtype_is_quantized(dtype)) return stride[0] * int64_t(dtype_size(dtype));
+  // Block-quantized tensors are contiguous: a step in dim 0 is the bytes of the rows below it.
+  return int64_t(tensor_bytes(dtype, shape) / size_t(std::max<int64_t>(shape[0], 1)));
+}
+
+size_t Tensor::nbytes() const {
+  if (!dtype_is_quantized(dtype)) return size_t(numel()) * dtype_size(dtype);
+  if (shape.ndim == 0) return 0;
+  int64_t cols = shape[shape.ndim - 1];
+  return size_t(numel() / std::max<int64_t>(cols, 1)) * dtype_row_bytes(dtype, cols);
+}
+
 bool Tensor::is_contiguous() const {
   int64_t s = 1;
   for (int i = shape.ndim - 1; i >= 0; --i) {
@@ -74,7 +95,7 @@ Tensor Tensor::reshape(Shape s) const {
 Tensor Tensor::rows(int64_t begin, int64_t end) const {
   BRISK_ASSERT(shape.ndim >= 1 && 0 <= begin && begin <= end && end <= shape[0]);
   Tensor t = *this;
-  t.data = static_cast<char*>(data) + begin * stride[0] * int64_t(dtype_size(dtype));
+  t.data = static_cast<char*>(data) + begin * dim0_stride_bytes();
   t.shape[0] = end - begin;
   return t;
 }
@@ -82,7 +103,7 @@ Tensor Tensor::rows(int64_t begin, int64_t end) const {
 Tensor Tensor::select(int64_t i) const {
   BRISK_ASSERT(shape.ndim >= 1 && 0 <= i && i < shape[0]);
   Tensor t;
-  t.data = static_cast<char*>(data) + i * stride[0] * int64_t(dtype_size(dtype));
+  t.data = static_cast<char*>(data) + i * dim0_stride_bytes();
   t.dtype = dtype;
   t.device = device;
   t.shape.ndim = shape.ndim - 1;
@@ -119,6 +140,6 @@ Buffer& Buffer::operator=(Buffer&& o) noexcept {
 }
 
 HostTensor::HostTensor(DType dtype, Shape shape)
-    : buf(size_t(shape.numel()) * dtype_size(dtype)), t(buf.data(), dtype, shape) {}
+    : buf(tensor_bytes(dtype, shape)), t(buf.data(), dtype, shape) {}
 
 }  // namespace brisk

@@ -45,7 +45,7 @@ struct Tensor {
   int ndim() const { return shape.ndim; }
   int64_t dim(int i) const { return shape[i < 0 ? i + shape.ndim : i]; }
   int64_t numel() const { return shape.numel(); }
-  size_t nbytes() const { return size_t(numel()) * dtype_size(dtype); }
+  size_t nbytes() const;  // block-quantized types: rows x row bytes
   bool is_contiguous() const;
   bool defined() const { return data != nullptr; }
 
@@ -58,7 +58,11 @@ struct Tensor {
   Tensor select(int64_t i) const;  // drops dim 0
 
   std::string desc() const;  // "F32[2, 3] cpu"
+  int64_t dim0_stride_bytes() const;
 };
+
+// Bytes of a contiguous tensor (block-quantized types: rows x row bytes).
+size_t tensor_bytes(DType dtype, const Shape& shape);
 
 // An owning host buffer (64-byte aligned) for tensors that are not planned: test inputs,
 // converted weights, scratch in tools. Hot paths take their memory from an Arena instead.
