@@ -130,7 +130,7 @@ GGUFExportReport export_gguf(const GGUFExportOptions& opt) {
     DType t = DType::F32;
     if (s.shape.ndim == 2) {
       std::string reason;
-      t = quant::type_for_tensor(opt.quant, gg, cfg.num_layers, s.shape[1], &reason);
+      t = quant::type_for_tensor(opt.quant, gg, cfg.num_layers, s.shape[1], &reason, cfg.tie_word_embeddings);
       if (!reason.empty()) report->fallbacks.push_back(reason);
     }
     // Which rows (if any) to permute, and which LoRA module (if any) to merge.
