@@ -294,7 +294,6 @@ void GGUFFile::parse() {
   // Smallest encodings: a kv is key length (8) + key (>= 0) + type (4) + a 1-byte value; a
   // tensor info is name length (8) + n_dims (4) + one ne (8) + type (4) + offset (8).
   if (n_kv > c.left() / 13) c.fail(cat("metadata count ", n_kv, " cannot fit in a ", size, "-byte file"));
-  if (n_tensors > c.left() / 32) c.fail(cat("tensor count ", n_tensors, " cannot fit in a ", size, "-byte file"));
 
   for (uint64_t i = 0; i < n_kv; ++i) {
     std::string key = c.read_string("metadata key");
@@ -302,6 +301,8 @@ void GGUFFile::parse() {
     GGUFValue v = read_value(c, type, key);
     if (!kv_.emplace(key, std::move(v)).second) c.fail(cat("duplicate key '", key, "'"));
   }
+
+  if (n_tensors > c.left() / 32) c.fail(cat("tensor count ", n_tensors, " cannot fit in a ", size, "-byte file"));
 
   uint64_t alignment = kDefaultAlignment;
   if (auto it = kv_.find("general.alignment"); it != kv_.end()) {

@@ -20,6 +20,7 @@ struct GGUFVocab {
   std::vector<std::string> merges;   // "a b", gpt2 only
   int64_t bos_id = -1, eos_id = -1, unk_id = -1, pad_id = -1, eot_id = -1;
   bool add_bos = false, add_eos = false;
+  bool add_space_prefix = true;      // llama only: SentencePiece's "▁" before the text (false for Gemma)
   std::string chat_template;
 };
 
