@@ -170,3 +170,33 @@ TEST(ExportLoraGGUF, WritesAdapterTensorsWithLlamaCppShapesAndScale) {
 
 }  // namespace
 }  // namespace brisk
+
+namespace brisk {
+namespace {
+// The tiny preset's rows (64) are too short for K-quants (they fall back to q8_0); the small
+// preset (hidden 512, intermediate 1536) exercises the real Q4_K/Q5_K/Q6_K paths.
+TEST(ExportGGUF, KQuantsOnRowsOf512) {
+  Fixture fx("qwen3", "qwen3", "small");
+  auto ref = Model::load(fx.base);
+  auto want = logits_of(*ref, kIds);
+  // Bounds ~2x the measured error (q6_k 0.058, q4_k_m 0.217 with 1.3% / 5.5% weight RMSE; random
+  // weights amplify quantization noise through 8 layers far more than trained ones).
+  for (QuantCase q : {QuantCase{"q6_k", 0.12}, {"q4_k_m", 0.45}}) {
+    exporter::GGUFExportOptions o;
+    o.model_dir = fx.base;
+    o.out_path = fx.t.path + "/s-" + q.quant + ".gguf";
+    o.quant = q.quant;
+    o.progress = false;
+    exporter::GGUFExportReport r = exporter::export_gguf(o);
+    EXPECT_TRUE(r.fallbacks.empty()) << r.fallbacks.front();
+    for (auto& [type, st] : r.per_type)
+      std::printf("[gguf small %s] %s: %lld tensors, relative RMSE %.3f%%\n", q.quant, type.c_str(),
+                  (long long)st.tensors, 100 * st.relative_rmse());
+    auto m = Model::load(o.out_path);
+    double e = rel(logits_of(*m, kIds), want);
+    std::printf("[gguf small %s] max rel err vs safetensors %.3g (bound %.3g)\n", q.quant, e, q.bound);
+    EXPECT_LE(e, q.bound);
+  }
+}
+}  // namespace
+}  // namespace brisk
