@@ -4,7 +4,10 @@
 
 #include "core/fs.h"
 #include "core/log.h"
+#include "io/gguf.h"
 #include "io/hf_config.h"
+#include "model/gguf_model.h"
+#include "text/gguf_vocab.h"
 
 namespace brisk::cli {
 
@@ -23,9 +26,10 @@ void GenerateArgs::add_sampling_flags(CLI::App& app) {
 }
 
 ModelSession ModelSession::open(const std::string& dir, const std::string& adapter_dir) {
-  BRISK_CHECK(dir_exists(dir), "model folder ", dir, " does not exist or is not a folder");
+  BRISK_CHECK(dir_exists(dir) || is_gguf_path(dir), "model ", dir, " is neither a model folder nor a .gguf file");
   ModelSession s;
   s.dir = dir;
+  if (is_gguf_path(dir)) return open_gguf(dir, adapter_dir);
   s.model = Model::load(dir);
   if (!adapter_dir.empty()) {
     s.adapter = std::make_unique<LoraAdapter>(load_peft_adapter(adapter_dir, s.model->config()));
@@ -40,6 +44,26 @@ ModelSession ModelSession::open(const std::string& dir, const std::string& adapt
       s.bos_token = s.tokenizer->bos_token();
       s.eos_token = s.tokenizer->eos_token();
     }
+  }
+  return s;
+}
+
+// A GGUF file carries everything: weights, config, tokenizer, chat template, stop ids.
+ModelSession ModelSession::open_gguf(const std::string& path, const std::string& adapter_dir) {
+  BRISK_CHECK(adapter_dir.empty(), "--adapter with a .gguf model: merge the adapter at export time "
+                                   "(brisk export gguf MODEL_DIR --adapter ADAPTER_DIR)");
+  ModelSession s;
+  s.dir = path;
+  io::GGUFFile f = io::GGUFFile::open(path);
+  ModelConfig cfg = config_from_gguf(f);
+  ModelWeights w = weights_from_gguf(f, cfg);
+  s.model = std::make_unique<Model>(std::move(cfg), std::move(w));
+  s.gen = generation_config_from_gguf(f);
+  s.tokenizer = std::make_unique<text::Tokenizer>(text::tokenizer_from_gguf(f));
+  if (f.has("tokenizer.chat_template")) {
+    s.chat_template = std::make_unique<text::ChatTemplate>(f.get_string("tokenizer.chat_template"), path);
+    s.bos_token = s.tokenizer->bos_token();
+    s.eos_token = s.tokenizer->eos_token();
   }
   return s;
 }

@@ -40,7 +40,9 @@ struct ModelSession {
 
   std::unique_ptr<LoraAdapter> adapter;               // --adapter, applied in every forward
 
+  // dir: a HF model folder or a .gguf file.
   static ModelSession open(const std::string& dir, const std::string& adapter_dir = "");
+  static ModelSession open_gguf(const std::string& path, const std::string& adapter_dir);
   // Prompt ids from --prompt-ids, or --prompt (tokenized; through the chat template unless --raw).
   std::vector<int32_t> prompt_ids(const GenerateArgs& a) const;
   infer::GenerateOptions generate_options(const GenerateArgs& a) const;

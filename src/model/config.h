@@ -37,6 +37,7 @@ struct ModelConfig {
   double rms_norm_eps = 1e-6;
   double rope_theta = 10000.0;
   RopeScaling rope_scaling;
+  std::vector<float> rope_freq_factors;  // GGUF rope_freqs.weight: inv_freq[i] /= factor[i]
   bool tie_word_embeddings = false;
   bool attention_bias = false;  // bias on q,k,v (qwen2: true; llama: attention_bias key, also on o)
   bool o_bias = false;          // bias on o_proj (llama with attention_bias=true)

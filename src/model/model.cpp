@@ -7,10 +7,17 @@
 
 #include "backend/ops.h"
 #include "io/hf_config.h"
+#include "model/gguf_model.h"
 
 namespace brisk {
 
 std::unique_ptr<Model> Model::load(const std::string& dir) {
+  if (is_gguf_path(dir)) {
+    io::GGUFFile f = io::GGUFFile::open(dir);
+    ModelConfig cfg = config_from_gguf(f);
+    ModelWeights w = weights_from_gguf(f, cfg);
+    return std::make_unique<Model>(std::move(cfg), std::move(w));
+  }
   ModelConfig cfg = io::load_model_config(dir);
   ModelWeights w = load_weights(dir, cfg);
   return std::make_unique<Model>(std::move(cfg), std::move(w));

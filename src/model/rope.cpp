@@ -139,6 +139,12 @@ RopeTable make_rope_table(const ModelConfig& cfg, int64_t seq_len) {
       t.inv_freq = yarn_inv_freq(cfg, dim, &t.mscale);
       break;
   }
+  // GGUF models carry their scaling as explicit per-frequency divisors (rope_freqs.weight).
+  if (!cfg.rope_freq_factors.empty()) {
+    BRISK_CHECK(int64_t(cfg.rope_freq_factors.size()) == t.n_freq, "rope_freqs has ", cfg.rope_freq_factors.size(),
+                " factors, head_dim ", dim, " needs ", t.n_freq);
+    for (int i = 0; i < t.n_freq; ++i) t.inv_freq[size_t(i)] = f32_div(t.inv_freq[size_t(i)], cfg.rope_freq_factors[size_t(i)]);
+  }
   return t;
 }
 
