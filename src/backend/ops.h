@@ -12,7 +12,7 @@
 
 namespace brisk::ops {
 
-// out[i, :] = table[ids[i], :]. table [V, H] (F32, BF16 or F16), out [n, H] F32.
+// out[i, :] = table[ids[i], :]. table [V, H] (F32, BF16, F16 or block-quantized), out [n, H] F32.
 // ids must be < V (checked: throws brisk::Error naming the bad id).
 void embedding(const Tensor& table, const int32_t* ids, int64_t n, Tensor out);
 
@@ -20,7 +20,8 @@ void embedding(const Tensor& table, const int32_t* ids, int64_t n, Tensor out);
 // w [H] F32. offset is 0 for Llama/Qwen, 1 for Gemma's (1 + w) norms.
 void rmsnorm(const Tensor& x, const Tensor& w, float eps, Tensor out, float offset = 0.0f);
 
-// out = x @ w^T (+ bias). x [n, K] F32; w [N, K] (F32); bias [N] F32 or undefined; out [n, N] F32.
+// out = x @ w^T (+ bias). x [n, K] F32; w [N, K] F32 or block-quantized (Q8_0, Q4_0, Q4_K, Q5_K,
+// Q6_K, K whole blocks); bias [N] F32 or undefined; out [n, N] F32.
 // If accumulate is true, out += x @ w^T instead.
 void matmul(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor out, bool accumulate = false);
 

@@ -27,8 +27,12 @@ float dot_row(DType t, const void* row, const float* x, int64_t n);
 // name ("blk.3.ffn_down.weight", "output.weight", ...) and the number of layers. For the plain
 // presets returns the preset's type. Falls back (and says so through *fallback_reason) when the
 // row length is not a multiple of the chosen type's block: K-quants need 256, Q8_0/Q4_0 need 32.
+// Norms, biases and rope_freqs are F32 under every preset. tied_embeddings: the model has no
+// output.weight and token_embd doubles as the output projection; llama.cpp then gives
+// token_embd the output's type (Q6_K in the K presets). *fallback_reason is cleared otherwise.
+// Throws brisk::Error for an unknown preset or a blk.N name with N outside [0, n_layers).
 DType type_for_tensor(const std::string& preset, const std::string& gguf_name, int64_t n_layers,
-                      int64_t row_len, std::string* fallback_reason);
+                      int64_t row_len, std::string* fallback_reason, bool tied_embeddings = false);
 
 // The GGUF general.file_type for a preset name ("f32" 0, "f16" 1, "q4_0" 2, "q8_0" 7,
 // "q4_k_m" 15, "q5_k_m" 17, "q6_k" 18, "bf16" 32). Throws brisk::Error naming an unknown preset.

@@ -11,17 +11,6 @@
 #include "model/weights.h"
 
 namespace {
-const char* rope_name(brisk::RopeType t) {
-  switch (t) {
-    case brisk::RopeType::Default: return "default";
-    case brisk::RopeType::Linear: return "linear";
-    case brisk::RopeType::Dynamic: return "dynamic";
-    case brisk::RopeType::Llama3: return "llama3";
-    case brisk::RopeType::Yarn: return "yarn";
-  }
-  return "?";
-}
-
 brisk::cli::Registrar reg("info", "Print a model's architecture, size and memory needs", [](CLI::App& app) {
   auto dir = std::make_shared<std::string>();
   auto ctx = std::make_shared<int64_t>(4096);
@@ -47,7 +36,7 @@ brisk::cli::Registrar reg("info", "Print a model's architecture, size and memory
                 (long long)c.num_kv_heads, (long long)c.head_dim, c.attention_bias ? ", qkv bias" : "",
                 c.qk_norm ? ", q/k norm" : "");
     if (c.sliding_window > 0) std::printf("sliding window %lld\n", (long long)c.sliding_window);
-    std::printf("rope           theta %g, scaling %s", c.rope_theta, rope_name(c.rope_scaling.type));
+    std::printf("rope           theta %g, scaling %s", c.rope_theta, rope_type_name(c.rope_scaling.type));
     if (c.rope_scaling.type != RopeType::Default) std::printf(" (factor %g)", c.rope_scaling.factor);
     std::printf("\nvocab          %lld, embeddings %s\n", (long long)c.vocab_size, c.tie_word_embeddings ? "tied" : "untied");
     std::printf("context        %lld positions\n", (long long)c.max_position_embeddings);

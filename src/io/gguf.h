@@ -74,6 +74,7 @@ class GGUFFile {
 
  private:
   struct Storage;
+  void parse();  // validates storage_ and fills the members below
   std::shared_ptr<const Storage> storage_;
   std::string path_;
   const uint8_t* data_ = nullptr;  // start of the tensor data section

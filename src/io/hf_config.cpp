@@ -171,17 +171,6 @@ void check_positive(const std::string& path, const char* key, int64_t v) {
 
 }  // namespace
 
-const char* rope_type_name(RopeType t) {
-  switch (t) {
-    case RopeType::Default: return "default";
-    case RopeType::Linear: return "linear";
-    case RopeType::Dynamic: return "dynamic";
-    case RopeType::Llama3: return "llama3";
-    case RopeType::Yarn: return "yarn";
-  }
-  return "?";
-}
-
 ModelConfig parse_hf_config(const std::string& text, const std::string& path) {
   json j = parse_json_checked(text, path, /*reject_duplicate_keys=*/false);  // Python keeps the last
   if (!j.is_object()) throw Error(cat(path, ": config is ", j.type_name(), ", expected a JSON object"));

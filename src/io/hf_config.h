@@ -27,6 +27,5 @@ GenerationConfig load_generation_config(const std::string& model_dir);
 // Writes only the fields that are set (-1 = not given is left out).
 std::string generation_config_to_json(const GenerationConfig& gen);
 
-const char* rope_type_name(RopeType t);  // "default", "linear", "dynamic", "llama3", "yarn"
 
 }  // namespace brisk::io

@@ -38,6 +38,17 @@ std::string lm_head() { return "lm_head.weight"; }
 std::string layer(int64_t i, std::string_view leaf) { return cat("model.layers.", i, ".", leaf); }
 }  // namespace hf_names
 
+const char* rope_type_name(RopeType t) {
+  switch (t) {
+    case RopeType::Default: return "default";
+    case RopeType::Linear: return "linear";
+    case RopeType::Dynamic: return "dynamic";
+    case RopeType::Llama3: return "llama3";
+    case RopeType::Yarn: return "yarn";
+  }
+  return "?";
+}
+
 int64_t ModelConfig::window_for_layer(int64_t layer) const {
   switch (arch) {
     case Arch::Mistral:

@@ -13,6 +13,8 @@ enum class Arch { Llama, Mistral, Qwen2, Qwen3 };
 
 enum class RopeType { Default, Linear, Dynamic, Llama3, Yarn };
 
+const char* rope_type_name(RopeType t);  // "default", "linear", "dynamic", "llama3", "yarn"
+
 struct RopeScaling {
   RopeType type = RopeType::Default;
   double factor = 1.0;

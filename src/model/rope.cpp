@@ -89,17 +89,6 @@ std::vector<float> yarn_inv_freq(const ModelConfig& cfg, int64_t dim, float* msc
   return inv;
 }
 
-const char* rope_type_name(RopeType t) {
-  switch (t) {
-    case RopeType::Default: return "default";
-    case RopeType::Linear: return "linear";
-    case RopeType::Dynamic: return "dynamic";
-    case RopeType::Llama3: return "llama3";
-    case RopeType::Yarn: return "yarn";
-  }
-  return "?";
-}
-
 }  // namespace
 
 RopeTable make_rope_table(const ModelConfig& cfg, int64_t seq_len) {

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/test_util.h"
+#include "golden_util.h"
 #include "infer/generate.h"
 #include "model/init_model.h"
 #include "model/model.h"
@@ -21,28 +22,10 @@ namespace {
 
 using nlohmann::json;
 
-json load_json(const std::string& rel) {
-  std::string path = testing::source_path(rel);
-  if (!file_exists(path))
-    throw Error(cat(path, " is missing: generate it on the GPU machine with tests/golden/make_model_refs.py"));
-  return json::parse(read_file(path));
-}
+json load_json(const std::string& rel) { return testing::load_golden_json(rel, "make_model_refs.py"); }
 
 InitModelOptions parse_init(const json& args, const std::string& tok_dir) {
-  InitModelOptions o;
-  o.tokenizer_dir = tok_dir;
-  for (size_t i = 0; i + 1 < args.size(); i += 2) {
-    std::string k = args[i], v = args[i + 1];
-    if (k == "--arch") o.arch = v;
-    else if (k == "--preset") o.preset = v;
-    else if (k == "--seed") o.seed = std::stoull(v);
-    else if (k == "--tie") o.tie = v == "yes";
-    else if (k == "--rope-scaling") o.rope_scaling = v;
-    else if (k == "--sliding-window") o.sliding_window = std::stoll(v);
-    else if (k == "--dtype") o.dtype = v;
-    else throw Error("unknown init arg " + k);
-  }
-  return o;
+  return testing::parse_init_args(args, tok_dir);
 }
 
 class ModelGolden : public ::testing::TestWithParam<int> {};

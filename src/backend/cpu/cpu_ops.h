@@ -15,4 +15,9 @@ void matmul_fallback(const Tensor& x, const Tensor& w, const Tensor& bias, Tenso
 // The GEMV path (x has exactly one row), parallel over output rows.
 void gemv(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor out, bool accumulate);
 
+// matmul with a block-quantized w [N, K] (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K; K whole blocks).
+// n == 1: out[j] = quant::dot_row(w row j, x), parallel over j, one pass over the weights.
+// n > 1: dequantizes bands of w rows to f32 and multiplies them (BLAS when available).
+void matmul_quantized(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor out, bool accumulate);
+
 }  // namespace brisk::ops::cpu

@@ -1,6 +1,7 @@
 // matmul: out = x @ w^T (+ bias), the op that dominates both prefill and decode.
 // n > 1: OpenBLAS sgemm when available, else a blocked, register-tiled, multithreaded kernel.
 // n == 1 (decode): a GEMV parallel over output rows; it streams w once, which is the whole cost.
+// Block-quantized w (Q8_0, Q4_K, ...): matmul_quantized below.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -9,6 +10,7 @@
 #include "backend/cpu/cpu_ops.h"
 #include "backend/cpu/simd.h"
 #include "backend/ops.h"
+#include "backend/quant.h"
 #include "core/thread_pool.h"
 
 #ifdef BRISK_HAVE_BLAS
@@ -149,9 +151,63 @@ void matmul_fallback(const Tensor& x, const Tensor& w, const Tensor& bias, Tenso
   });
 }
 
+void matmul_quantized(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor out, bool accumulate) {
+  BRISK_ASSERT(x.device == Device::CPU && w.device == Device::CPU && out.device == Device::CPU);
+  BRISK_ASSERT(dtype_is_quantized(w.dtype) && x.dtype == DType::F32 && out.dtype == DType::F32,
+               "matmul_quantized: ", x.desc(), " @ ", w.desc(), "^T -> ", out.desc());
+  BRISK_ASSERT(x.is_contiguous() && out.is_contiguous() && w.ndim() == 2);
+  MatmulDims d{0, w.dim(1), w.dim(0)};
+  BRISK_ASSERT(d.K % dtype_block_elems(w.dtype) == 0, "matmul_quantized: ", w.desc(), " rows are not whole blocks");
+  BRISK_ASSERT(x.dim(-1) == d.K, "matmul_quantized: x ", x.desc(), " vs w ", w.desc());
+  d.n = x.numel() / d.K;
+  BRISK_ASSERT(out.dim(-1) == d.N && out.numel() == d.n * d.N, "matmul_quantized: out ", out.desc());
+  if (bias.defined()) BRISK_ASSERT(bias.dtype == DType::F32 && bias.numel() == d.N, "matmul: bias ", bias.desc());
+  const float* xp = x.f32();
+  const float* bp = bias.defined() ? bias.f32() : nullptr;
+  float* op = out.f32();
+  const char* wp = static_cast<const char*>(w.data);
+  const size_t row_bytes = dtype_row_bytes(w.dtype, d.K);
+
+  if (d.n == 1) {
+    // Decode: one pass over the quantized weights, each row dotted straight from its blocks.
+    int64_t grain = std::max<int64_t>(1, int64_t(16384 / row_bytes));
+    parallel_for(d.N, grain, [&](int64_t j0, int64_t j1) {
+      for (int64_t j = j0; j < j1; ++j) {
+        float v = quant::dot_row(w.dtype, wp + size_t(j) * row_bytes, xp, d.K);
+        if (bp) v += bp[j];
+        op[j] = accumulate ? op[j] + v : v;
+      }
+    });
+    return;
+  }
+  // Prefill: dequantize a band of weight rows (~4 MiB of f32) and multiply it with every row of
+  // x, so the dequantization is paid once per weight, not once per token.
+  init_out(op, bp, d, accumulate);
+  const int64_t band = std::clamp<int64_t>((int64_t(1) << 20) / d.K, 1, d.N);
+  std::vector<float> wf(size_t(band * d.K));
+  for (int64_t j0 = 0; j0 < d.N; j0 += band) {
+    const int64_t nb = std::min(band, d.N - j0);
+    parallel_for(nb, 8, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r)
+        quant::dequantize_row(w.dtype, wp + size_t(j0 + r) * row_bytes, wf.data() + r * d.K, d.K);
+    });
+#ifdef BRISK_HAVE_BLAS
+    BRISK_ASSERT(d.n <= INT32_MAX && d.N <= INT32_MAX && d.K <= INT32_MAX, "matmul too large for BLAS");
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(d.n), int(nb), int(d.K), 1.0f, xp, int(d.K),
+                wf.data(), int(d.K), 1.0f, op + j0, int(d.N));
+#else
+    parallel_for(d.n, 1, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i)
+        for (int64_t r = 0; r < nb; ++r) op[i * d.N + j0 + r] += dot(xp + i * d.K, wf.data() + r * d.K, d.K);
+    });
+#endif
+  }
+}
+
 }  // namespace cpu
 
 void matmul(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor out, bool accumulate) {
+  if (dtype_is_quantized(w.dtype)) return cpu::matmul_quantized(x, w, bias, out, accumulate);
 #ifdef BRISK_HAVE_BLAS
   cpu::MatmulDims d = cpu::check_matmul(x, w, bias, out);
   if (d.n == 1) return cpu::gemv(x, w, bias, out, accumulate);
