@@ -56,6 +56,7 @@ const N_GEN = 16;
 // possible: llama.cpp's "llama" architecture has no sliding window (nor has convert_hf_to_gguf.py
 // for Mistral), so past the window llama.cpp and brisk/HF legitimately attend differently.
 const PROMPT = "Once upon a time";
+const SPM_SPACE = 28705;  // "▁" in the Llama 2 / Mistral vocabulary
 const CORPUS = [
   "Hello world",
   " leading space and  double  spaces",
@@ -208,6 +209,15 @@ async function testModel(llama, {preset, arch, tokenizer, quants, dir, modelDir}
       CORPUS.forEach((text, i) => {
         const ours = Array.from(model.tokenize(text, false));
         const ok = JSON.stringify(ours) === JSON.stringify(corpusIds[i]);
+        // llama.cpp's SentencePiece tokenizer always prepends a space (add_space_prefix), also to
+        // text that already starts with one; HF's Metaspace does not. A known llama.cpp
+        // difference for such input only (llama.cpp's own converter output behaves the same):
+        // reported, not failed, and only if the rest matches exactly.
+        if (!ok && tokenizer === "llama2" && /^\s/.test(text) && ours[0] === SPM_SPACE &&
+            JSON.stringify(ours.slice(1)) === JSON.stringify(corpusIds[i])) {
+          console.log(`  note: ${name} tokenize ${JSON.stringify(text)}: llama.cpp adds a leading "▁" (add_space_prefix)`);
+          return;
+        }
         tokensOk &&= ok;
         if (!ok) check(`${name} tokenize ${JSON.stringify(text)}`, false, describeDiff(ours, corpusIds[i], "llama.cpp", "brisk"));
       });
