@@ -4,7 +4,10 @@
 
 #include "cli/commands.h"
 #include "core/arena.h"
+#include "backend/quant.h"
+#include "io/gguf.h"
 #include "io/hf_config.h"
+#include "model/gguf_model.h"
 #include "io/safetensors.h"
 #include "model/arch.h"
 #include "model/kv_cache.h"
@@ -14,18 +17,33 @@ namespace {
 brisk::cli::Registrar reg("info", "Print a model's architecture, size and memory needs", [](CLI::App& app) {
   auto dir = std::make_shared<std::string>();
   auto ctx = std::make_shared<int64_t>(4096);
-  app.add_option("MODEL_DIR", *dir, "Hugging Face model folder")->required();
+  app.add_option("MODEL_DIR", *dir, "Hugging Face model folder or .gguf file")->required();
   app.add_option("--ctx", *ctx, "Context length for the KV-cache estimate")->default_val(4096);
   return [dir, ctx]() -> int {
     using namespace brisk;
-    ModelConfig c = io::load_model_config(*dir);
-    io::ModelWeights w = io::ModelWeights::open(*dir);
+    ModelConfig c;
     std::map<std::string, int64_t> dtypes;
-    size_t file_bytes = 0;
-    for (const std::string& n : w.names()) {
-      Tensor t = w.get(n);
-      dtypes[dtype_name(t.dtype)] += t.numel();
-      file_bytes += t.nbytes();
+    size_t file_bytes = 0, mem_bytes = 0;  // mem_bytes: the CPU engine's in-memory weights
+    if (is_gguf_path(*dir)) {  // a GGUF file: metadata and tensor types from the file
+      io::GGUFFile f = io::GGUFFile::open(*dir);
+      c = config_from_gguf(f);
+      for (const io::GGUFTensorInfo& t : f.tensors()) {
+        int64_t n = 1;
+        for (int64_t d : t.ne) n *= d;
+        dtypes[quant::ggml_type_name(t.ggml_type)] += n;
+        file_bytes += t.nbytes;
+        DType d;  // block-quantized weights stay as they are; F16/BF16 are widened to F32
+        mem_bytes += quant::dtype_of_ggml(t.ggml_type, &d) && dtype_is_quantized(d) ? t.nbytes : size_t(n) * 4;
+      }
+    } else {
+      c = io::load_model_config(*dir);
+      io::ModelWeights w = io::ModelWeights::open(*dir);
+      for (const std::string& n : w.names()) {
+        Tensor t = w.get(n);
+        dtypes[dtype_name(t.dtype)] += t.numel();
+        file_bytes += t.nbytes();
+      }
+      mem_bytes = weight_bytes_f32(c);
     }
     const ArchInfo& ai = arch_info(c.arch);
     std::printf("architecture   %s (%s)\n", c.model_type.c_str(), ai.hf_architecture);
@@ -47,8 +65,7 @@ brisk::cli::Registrar reg("info", "Print a model's architecture, size and memory
       first = false;
     }
     std::printf(")\n");
-    std::printf("memory (CPU)   weights %s f32, KV cache %s for %lld tokens\n",
-                format_bytes(double(weight_bytes_f32(c))).c_str(),
+    std::printf("memory (CPU)   weights %s, KV cache %s for %lld tokens\n", format_bytes(double(mem_bytes)).c_str(),
                 format_bytes(double(KVCache::bytes_needed(c, 1, *ctx))).c_str(), (long long)*ctx);
     return 0;
   };
