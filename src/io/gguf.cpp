@@ -26,20 +26,6 @@ constexpr uint32_t kGGUFMagic = 0x46554747;  // "GGUF" as a little-endian u32
 constexpr uint64_t kDefaultAlignment = 32;
 
 // The bytes of one file: a read-only private mapping or an owned copy.
-struct GGUFFile::Storage {
-  const uint8_t* data = nullptr;
-  size_t size = 0;
-  void* map = nullptr;
-  size_t map_size = 0;
-  Buffer owned;
-  Storage() = default;
-  Storage(const Storage&) = delete;
-  Storage& operator=(const Storage&) = delete;
-  ~Storage() {
-    if (map) ::munmap(map, map_size);
-  }
-};
-
 // ---- values ---------------------------------------------------------------------------------
 
 GGUFValue GGUFValue::str(std::string s) { return {GGUFType::STRING, GGUFType::U32, std::move(s)}; }
@@ -230,53 +216,24 @@ uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 // ---- parsing --------------------------------------------------------------------------------
 
 GGUFFile GGUFFile::open(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Error(cat("cannot open ", path, ": ", std::strerror(errno)));
-  struct stat st;
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    int e = errno;
-    bool regular = S_ISREG(st.st_mode);
-    ::close(fd);
-    throw Error(cat("cannot read ", path, ": ", regular ? std::strerror(e) : "not a regular file"));
-  }
-  auto storage = std::make_shared<Storage>();
-  size_t size = size_t(st.st_size);
-  if (size > 0) {
-    void* m = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (m == MAP_FAILED) {
-      int e = errno;
-      ::close(fd);
-      throw Error(cat("cannot map ", path, ": ", std::strerror(e)));
-    }
-    storage->map = m;
-    storage->map_size = size;
-    storage->data = static_cast<const uint8_t*>(m);
-    storage->size = size;
-  }
-  ::close(fd);  // the mapping keeps the file alive
   GGUFFile f;
-  f.storage_ = std::move(storage);
+  f.storage_ = FileBytes::map(path);
   f.path_ = path;
   f.parse();
   return f;
 }
 
 GGUFFile GGUFFile::from_bytes(const void* data, size_t size, const std::string& name) {
-  auto storage = std::make_shared<Storage>();
-  storage->owned = Buffer(size);
-  if (size) std::memcpy(storage->owned.data(), data, size);
-  storage->data = static_cast<const uint8_t*>(storage->owned.data());
-  storage->size = size;
   GGUFFile f;
-  f.storage_ = std::move(storage);
+  f.storage_ = FileBytes::copy(data, size);
   f.path_ = name;
   f.parse();
   return f;
 }
 
 void GGUFFile::parse() {
-  const uint8_t* bytes = storage_->data;
-  const size_t size = storage_->size;
+  const uint8_t* bytes = storage_->data();
+  const size_t size = storage_->size();
   Cursor c(bytes, size, path_);
 
   if (size < 4) throw Error(cat(path_, ": not a GGUF file (", size, " bytes)"));

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "io/file_bytes.h"
 
 namespace brisk::io {
 
@@ -73,9 +74,8 @@ class GGUFFile {
   const void* tensor_data(const std::string& name) const;
 
  private:
-  struct Storage;
   void parse();  // validates storage_ and fills the members below
-  std::shared_ptr<const Storage> storage_;
+  std::shared_ptr<const FileBytes> storage_;
   std::string path_;
   const uint8_t* data_ = nullptr;  // start of the tensor data section
   std::map<std::string, GGUFValue> kv_;

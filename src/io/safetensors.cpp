@@ -25,20 +25,6 @@ using json = nlohmann::json;
 static_assert(std::endian::native == std::endian::little, "safetensors is little-endian");
 
 // The bytes of one file: either a read-only private mapping or an owned copy.
-struct SafeTensorsFile::Storage {
-  const uint8_t* data = nullptr;
-  size_t size = 0;
-  void* map = nullptr;
-  size_t map_size = 0;
-  Buffer owned;
-  Storage() = default;
-  Storage(const Storage&) = delete;
-  Storage& operator=(const Storage&) = delete;
-  ~Storage() {
-    if (map) ::munmap(map, map_size);
-  }
-};
-
 namespace {
 
 // Every dtype the safetensors format defines, with its size in bits (sub-byte types exist).
@@ -137,47 +123,15 @@ int64_t TensorInfo::numel() const {
   return std::find(shape.begin(), shape.end(), 0) != shape.end() ? 0 : n;
 }
 
-SafeTensorsFile SafeTensorsFile::open(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Error(cat("cannot open ", path, ": ", std::strerror(errno)));
-  struct stat st;
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    int e = errno;
-    ::close(fd);
-    throw Error(cat("cannot read ", path, ": ", S_ISREG(st.st_mode) ? std::strerror(e) : "not a regular file"));
-  }
-  auto storage = std::make_shared<Storage>();
-  size_t size = size_t(st.st_size);
-  if (size > 0) {
-    // MAP_PRIVATE + PROT_READ: the file is never modified through us, and a file rewritten
-    // in place by someone else is the only way views can change (writers here use rename).
-    void* m = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (m == MAP_FAILED) {
-      int e = errno;
-      ::close(fd);
-      throw Error(cat("cannot map ", path, ": ", std::strerror(e)));
-    }
-    storage->map = m;
-    storage->map_size = size;
-    storage->data = static_cast<const uint8_t*>(m);
-    storage->size = size;
-  }
-  ::close(fd);  // the mapping keeps the file alive
-  return parse(std::move(storage), path);
-}
+SafeTensorsFile SafeTensorsFile::open(const std::string& path) { return parse(FileBytes::map(path), path); }
 
 SafeTensorsFile SafeTensorsFile::from_bytes(const void* data, size_t size, const std::string& name) {
-  auto storage = std::make_shared<Storage>();
-  storage->owned = Buffer(size);
-  if (size) std::memcpy(storage->owned.data(), data, size);
-  storage->data = static_cast<const uint8_t*>(storage->owned.data());
-  storage->size = size;
-  return parse(std::move(storage), name);
+  return parse(FileBytes::copy(data, size), name);
 }
 
-SafeTensorsFile SafeTensorsFile::parse(std::shared_ptr<const Storage> storage, const std::string& path) {
-  const uint8_t* bytes = storage->data;
-  const uint64_t size = storage->size;
+SafeTensorsFile SafeTensorsFile::parse(std::shared_ptr<const FileBytes> storage, const std::string& path) {
+  const uint8_t* bytes = storage->data();
+  const uint64_t size = storage->size();
   if (size < 8) throw Error(cat(path, ": not a safetensors file (", size, " bytes, shorter than the 8-byte header length)"));
   uint64_t n;
   std::memcpy(&n, bytes, 8);

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "io/file_bytes.h"
 
 namespace brisk::io {
 
@@ -70,12 +71,11 @@ class SafeTensorsFile {
   std::shared_ptr<const void> keepalive() const { return storage_; }
 
  private:
-  struct Storage;
-  static SafeTensorsFile parse(std::shared_ptr<const Storage> storage, const std::string& path);
+  static SafeTensorsFile parse(std::shared_ptr<const FileBytes> storage, const std::string& path);
   const uint8_t* data_of(const TensorInfo& t) const { return buffer_ + t.begin; }
 
   std::string path_;
-  std::shared_ptr<const Storage> storage_;
+  std::shared_ptr<const FileBytes> storage_;
   const uint8_t* buffer_ = nullptr;  // start of the data buffer (after the header)
   std::vector<TensorInfo> tensors_;  // sorted by data offset
   std::unordered_map<std::string, size_t> index_;
