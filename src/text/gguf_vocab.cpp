@@ -371,6 +371,10 @@ Tokenizer tokenizer_from_gguf(const io::GGUFFile& f) {
     BRISK_CHECK(types.size() == tokens.size(), f.path(), ": tokenizer.ggml.token_type has ", types.size(),
                 " entries for ", tokens.size(), " tokens");
   }
+  // tokenizer.json is JSON text: every token must be UTF-8 (byte-level and SentencePiece
+  // vocabularies always are; a token that is not comes from a broken file).
+  for (size_t i = 0; i < tokens.size(); ++i)
+    BRISK_CHECK(io::utf8_invalid_at(tokens[i]) == std::string::npos, f.path(), ": token ", i, " is not valid UTF-8");
   auto id_key = [&](const char* key) -> int64_t {
     int64_t id = f.get_int_or(key, -1);
     BRISK_CHECK(id < int64_t(tokens.size()), f.path(), ": ", key, " ", id, " is out of range");
@@ -406,6 +410,7 @@ Tokenizer tokenizer_from_gguf(const io::GGUFFile& f) {
     json merges = json::array();
     if (f.has("tokenizer.ggml.merges"))
       for (const std::string& s : array_of<std::vector<std::string>>(f, "tokenizer.ggml.merges")) {
+        BRISK_CHECK(io::utf8_invalid_at(s) == std::string::npos, f.path(), ": a merge is not valid UTF-8");
         auto [a, b] = split_merge(s, f.path());
         merges.push_back(json::array({a, b}));
       }
