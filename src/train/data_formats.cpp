@@ -202,25 +202,33 @@ ParsedRow parse_row(const ojson& row, const std::string& format, const std::stri
 
 std::string detect_format_of(const std::vector<ojson>& rows, const std::string& text_field) {
   BRISK_CHECK(!rows.empty(), "cannot detect the dataset format: no rows");
+  // A row whose keys fit no format (a missing field) does not decide anything: it is reported
+  // as a row problem under the format the other rows show.
   const size_t n = std::min<size_t>(rows.size(), 16);
   std::string detected;
+  size_t detected_row = 0;
+  bool preference = false;
   for (size_t i = 0; i < n; ++i) {
     const ojson& row = rows[i];
     std::vector<std::string> c = structured_candidates(row);
-    if (c.empty() && row.contains("chosen") && row.contains("rejected"))
-      throw Error(cat("row ", i + 1, " looks like a preference dataset (\"chosen\"/\"rejected\": DPO/ORPO), "
-                      "which supervised fine-tuning does not use; expected one of: ", kFormatKeys));
     if (c.empty() && row.contains(text_field)) c.push_back("text");
-    if (c.empty())
-      throw Error(cat("cannot detect the dataset format of row ", i + 1, " (keys: ", keys_of(row),
-                      "); set dataset.format to one of: ", kFormatKeys));
+    preference |= row.contains("chosen") && row.contains("rejected");
+    if (c.empty()) continue;
     if (c.size() > 1)
       throw Error(cat("row ", i + 1, " fits several dataset formats (", joined(c), "; keys: ", keys_of(row),
                       "); set dataset.format to the one you mean"));
-    if (detected.empty()) detected = c[0];
-    BRISK_CHECK(detected == c[0], "rows disagree on the dataset format: row 1 is ", detected, ", row ", i + 1, " is ",
-                c[0], " (keys: ", keys_of(row), ")");
+    if (detected.empty()) {
+      detected = c[0];
+      detected_row = i;
+    }
+    BRISK_CHECK(detected == c[0], "rows disagree on the dataset format: row ", detected_row + 1, " is ", detected,
+                ", row ", i + 1, " is ", c[0], " (keys: ", keys_of(row), ")");
   }
+  if (detected.empty() && preference)
+    throw Error(cat("the rows look like a preference dataset (\"chosen\"/\"rejected\": DPO/ORPO), which supervised "
+                    "fine-tuning does not use; expected one of: ", kFormatKeys));
+  BRISK_CHECK(!detected.empty(), "cannot detect the dataset format from the keys of the first ", n,
+              " rows (row 1 keys: ", keys_of(rows[0]), "); set dataset.format to one of: ", kFormatKeys);
   return detected;
 }
 

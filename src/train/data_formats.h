@@ -10,7 +10,8 @@
 //
 // Detection (format "auto") looks at the keys of the first rows. The conversational shapes win
 // over `text` (the Stanford alpaca dump has both "instruction"/"output" and a pre-formatted
-// "text"); two conversational shapes in one row, or rows that disagree, are an error.
+// "text"); two conversational shapes in one row, or rows that disagree, are an error. Rows
+// that fit no format are left to be reported as row problems (usually a missing field).
 #pragma once
 #include <string>
 #include <vector>
