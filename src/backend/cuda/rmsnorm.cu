@@ -1,0 +1,122 @@
+// RMSNorm forward and backward. One block per row (forward), or a grid-stride loop over rows
+// with per-block dw partial sums (backward); the row sums use block_reduce in fp32.
+#include <algorithm>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/cuda_common.cuh"
+#include "backend/cuda/rmsnorm.h"
+#include "core/error.h"
+
+namespace brisk::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+// Backward blocks (and so dw partial rows): enough to fill an H100's 132 SMs a few times over.
+constexpr int64_t kMaxBackwardBlocks = 512;
+
+// 1 / sqrt(mean(x^2) + eps) of one row, in fp32 with correctly rounded sqrt and division (not
+// rsqrtf, whose 2-ulp error would show against the CPU reference).
+__device__ float row_inv_rms(const __nv_bfloat16* xr, int H, float eps) {
+  float ss = 0.0f;
+  for (int k = threadIdx.x; k < H; k += blockDim.x) {
+    const float v = to_f32(xr[k]);
+    ss += v * v;
+  }
+  ss = block_sum(ss);
+  return 1.0f / sqrtf(ss / float(H) + eps);
+}
+
+template <typename W>
+__global__ void rmsnorm_kernel(const __nv_bfloat16* x, const W* w, __nv_bfloat16* out, int H, float eps,
+                               float offset) {
+  const int64_t row = blockIdx.x;
+  const __nv_bfloat16* xr = x + row * H;
+  __nv_bfloat16* orow = out + row * H;
+  const float inv = row_inv_rms(xr, H, eps);  // all reads of the row end before any write (alias ok)
+  for (int k = threadIdx.x; k < H; k += blockDim.x)
+    orow[k] = from_f32<__nv_bfloat16>((to_f32(xr[k]) * inv) * (to_f32(w[k]) + offset));
+}
+
+// Per row, with g = w + offset, r = inv rms, gx = sum(dy * g * x):
+//   dx = r * dy * g - x * r^3 * gx / H,   dw += dy * x * r.
+// Block b owns rows b, b + gridDim.x, ... and its own row of `partial` [gridDim.x, H], which only
+// its threads touch (thread k owns columns k, k + blockDim.x, ...): no atomics, no races.
+__global__ void rmsnorm_backward_kernel(const __nv_bfloat16* x, const float* w, const __nv_bfloat16* dy,
+                                        __nv_bfloat16* dx, float* partial, int64_t n, int H, float eps,
+                                        float offset) {
+  float* my_partial = partial ? partial + int64_t(blockIdx.x) * H : nullptr;
+  if (my_partial)
+    for (int k = threadIdx.x; k < H; k += blockDim.x) my_partial[k] = 0.0f;
+  for (int64_t row = blockIdx.x; row < n; row += gridDim.x) {
+    const __nv_bfloat16* xr = x + row * H;
+    const __nv_bfloat16* dyr = dy + row * H;
+    __nv_bfloat16* dxr = dx + row * H;
+    const float r = row_inv_rms(xr, H, eps);
+    float gx = 0.0f;
+    for (int k = threadIdx.x; k < H; k += blockDim.x) gx += to_f32(dyr[k]) * (w[k] + offset) * to_f32(xr[k]);
+    gx = block_sum(gx);
+    const float c = r * r * r * gx / float(H);
+    for (int k = threadIdx.x; k < H; k += blockDim.x) {
+      const float xv = to_f32(xr[k]), dyv = to_f32(dyr[k]);
+      if (my_partial) my_partial[k] += dyv * xv * r;
+      dxr[k] = from_f32<__nv_bfloat16>(r * dyv * (w[k] + offset) - c * xv);
+    }
+  }
+}
+
+// dw[k] (+)= sum over blocks b of partial[b, k], summed in block order (deterministic).
+__global__ void sum_partials_kernel(const float* partial, int n_partial, int H, float* dw, bool accumulate) {
+  const int k = blockIdx.x * blockDim.x + threadIdx.x;
+  if (k >= H) return;
+  float s = 0.0f;
+  for (int b = 0; b < n_partial; ++b) s += partial[int64_t(b) * H + k];
+  dw[k] = accumulate ? dw[k] + s : s;
+}
+
+int64_t backward_blocks(int64_t n) { return std::min(n, kMaxBackwardBlocks); }
+
+template <typename W>
+void launch_forward(const __nv_bfloat16* x, const W* w, __nv_bfloat16* out, int64_t n, int H, float eps,
+                    float offset, cudaStream_t stream) {
+  BRISK_ASSERT(n >= 0 && H > 0 && n <= INT32_MAX, "rmsnorm: ", n, " rows of ", H);
+  if (n == 0) return;
+  rmsnorm_kernel<W><<<unsigned(n), kThreads, 0, stream>>>(x, w, out, H, eps, offset);
+  check_launch("rmsnorm_kernel");
+}
+
+}  // namespace
+
+void launch_rmsnorm(const __nv_bfloat16* x, const float* w, __nv_bfloat16* out, int64_t n, int H, float eps,
+                    float offset, cudaStream_t stream) {
+  launch_forward(x, w, out, n, H, eps, offset, stream);
+}
+
+void launch_rmsnorm(const __nv_bfloat16* x, const __nv_bfloat16* w, __nv_bfloat16* out, int64_t n, int H, float eps,
+                    float offset, cudaStream_t stream) {
+  launch_forward(x, w, out, n, H, eps, offset, stream);
+}
+
+size_t rmsnorm_backward_scratch_bytes(int64_t n, int H) {
+  return size_t(backward_blocks(n)) * size_t(H) * sizeof(float);
+}
+
+void launch_rmsnorm_backward(const __nv_bfloat16* x, const float* w, const __nv_bfloat16* dy, __nv_bfloat16* dx,
+                             float* dw, bool accumulate_dw, float* scratch, int64_t n, int H, float eps, float offset,
+                             cudaStream_t stream) {
+  BRISK_ASSERT(n >= 0 && H > 0, "rmsnorm_backward: ", n, " rows of ", H);
+  BRISK_ASSERT(!dw || scratch, "rmsnorm_backward: dw needs scratch (rmsnorm_backward_scratch_bytes)");
+  const int64_t blocks = backward_blocks(n);
+  if (blocks > 0) {
+    rmsnorm_backward_kernel<<<unsigned(blocks), kThreads, 0, stream>>>(x, w, dy, dx, dw ? scratch : nullptr, n, H,
+                                                                       eps, offset);
+    check_launch("rmsnorm_backward_kernel");
+  }
+  if (dw) {
+    // With no rows the sum is empty: dw is zeroed (or left as is when accumulating).
+    sum_partials_kernel<<<unsigned((H + kThreads - 1) / kThreads), kThreads, 0, stream>>>(scratch, int(blocks), H,
+                                                                                           dw, accumulate_dw);
+    check_launch("sum_partials_kernel");
+  }
+}
+
+}  // namespace brisk::cuda
