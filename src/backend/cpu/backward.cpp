@@ -214,35 +214,9 @@ void rmsnorm_backward(const Tensor& x, const Tensor& w, float eps, float offset,
 // ---- rope -----------------------------------------------------------------------------------
 
 // rope multiplies each (i, i + half) pair by mscale * [[c, -s], [s, c]]; the gradient goes
-// through the transpose, mscale * [[c, s], [-s, c]]. cos/sin are computed exactly as rope()
-// computes them (fp32 angle, double cos/sin rounded once).
+// through the transpose, mscale * [[c, s], [-s, c]]: the same rotation with s negated.
 void rope_backward(Tensor dx, const int32_t* positions, const float* inv_freq, int n_freq, float mscale) {
-  BRISK_ASSERT(dx.device == Device::CPU && dx.is_contiguous() && dx.ndim() == 3, "rope_backward: ", dx.desc());
-  const int64_t n = dx.dim(0), heads = dx.dim(1), hd = dx.dim(2);
-  BRISK_ASSERT(n_freq >= 0 && 2 * int64_t(n_freq) <= hd, "rope_backward: ", n_freq, " frequencies for head_dim ",
-               hd);
-  float* xp = dx.f32();
-  const int64_t half = n_freq;
-  parallel_for(n, 1, [&](int64_t t0, int64_t t1) {
-    std::vector<float> cs(static_cast<size_t>(2 * half));
-    for (int64_t t = t0; t < t1; ++t) {
-      const float pos = float(positions[t]);
-      for (int64_t i = 0; i < half; ++i) {
-        const float angle = pos * inv_freq[i];
-        cs[size_t(i)] = float(std::cos(double(angle))) * mscale;
-        cs[size_t(half + i)] = float(std::sin(double(angle))) * mscale;
-      }
-      for (int64_t h = 0; h < heads; ++h) {
-        float* v = xp + (t * heads + h) * hd;
-        for (int64_t i = 0; i < half; ++i) {
-          const float c = cs[size_t(i)], s = cs[size_t(half + i)];
-          const float a = v[i], b = v[i + half];
-          v[i] = a * c + b * s;
-          v[i + half] = b * c - a * s;
-        }
-      }
-    }
-  });
+  cpu::rotate_pairs(dx, positions, inv_freq, n_freq, mscale, -1.0f);
 }
 
 // ---- swiglu ---------------------------------------------------------------------------------

@@ -20,4 +20,7 @@ void gemv(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor out, bool
 // n > 1: dequantizes bands of w rows to f32 and multiplies them (BLAS when available).
 void matmul_quantized(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor out, bool accumulate);
 
+// The rotation behind rope (sign +1) and rope_backward (sign -1, the transpose).
+void rotate_pairs(Tensor x, const int32_t* positions, const float* inv_freq, int n_freq, float mscale, float sign);
+
 }  // namespace brisk::ops::cpu

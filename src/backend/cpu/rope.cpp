@@ -6,12 +6,17 @@
 #include <cmath>
 #include <vector>
 
+#include "backend/cpu/cpu_ops.h"
 #include "backend/ops.h"
 #include "core/thread_pool.h"
 
 namespace brisk::ops {
 
-void rope(Tensor x, const int32_t* positions, const float* inv_freq, int n_freq, float mscale) {
+// Rotates every (i, i + half) pair by mscale * [[c, -sign*s], [sign*s, c]]: sign +1 is the
+// forward rotation, -1 its transpose (the gradient). Negating s is exact, so the backward pass
+// uses bit-for-bit the same cos/sin as the forward.
+void cpu::rotate_pairs(Tensor x, const int32_t* positions, const float* inv_freq, int n_freq, float mscale,
+                       float sign) {
   BRISK_ASSERT(x.device == Device::CPU && x.is_contiguous() && x.ndim() == 3, "rope: ", x.desc());
   const int64_t n = x.dim(0), heads = x.dim(1), hd = x.dim(2);
   BRISK_ASSERT(n_freq >= 0 && 2 * int64_t(n_freq) <= hd, "rope: ", n_freq, " frequencies for head_dim ", hd);
@@ -24,7 +29,7 @@ void rope(Tensor x, const int32_t* positions, const float* inv_freq, int n_freq,
       for (int64_t i = 0; i < half; ++i) {
         const float angle = pos * inv_freq[i];
         cs[size_t(i)] = float(std::cos(double(angle))) * mscale;
-        cs[size_t(half + i)] = float(std::sin(double(angle))) * mscale;
+        cs[size_t(half + i)] = sign * (float(std::sin(double(angle))) * mscale);
       }
       for (int64_t h = 0; h < heads; ++h) {
         float* v = xp + (t * heads + h) * hd;
@@ -37,6 +42,10 @@ void rope(Tensor x, const int32_t* positions, const float* inv_freq, int n_freq,
       }
     }
   });
+}
+
+void rope(Tensor x, const int32_t* positions, const float* inv_freq, int n_freq, float mscale) {
+  cpu::rotate_pairs(x, positions, inv_freq, n_freq, mscale, 1.0f);
 }
 
 }  // namespace brisk::ops
