@@ -21,12 +21,14 @@ Progress::Progress(std::string label, size_t total_items, uint64_t total_bytes, 
 void Progress::update(size_t items, uint64_t bytes) {
   items_ = items;
   bytes_ = bytes;
+  total_bytes_ = std::max(total_bytes_, bytes);  // totals that were estimates (headers, padding) never go negative
   if (!enabled_) return;
   auto now = std::chrono::steady_clock::now();
   if (!tty_ && now - last_ < std::chrono::seconds(5) && items < total_items_) return;
   last_ = now;
   double el = std::chrono::duration<double>(now - start_).count();
   double frac = total_bytes_ ? double(bytes) / double(total_bytes_) : double(items) / double(std::max<size_t>(1, total_items_));
+  frac = std::min(1.0, frac);
   double eta = frac > 0 ? el / frac * (1 - frac) : 0;
   std::fprintf(stderr, tty_ ? "\r%s: %zu/%zu tensors, %s / %s, ETA %.0fs\033[K" : "%s: %zu/%zu tensors, %s / %s, ETA %.0fs\n",
                label_.c_str(), items, total_items_, format_bytes(double(bytes)).c_str(),
