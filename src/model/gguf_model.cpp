@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/fs.h"
+#include "core/thread_pool.h"
 #include "model/gguf_names.h"
 #include "model/arch.h"
 
@@ -102,7 +103,11 @@ ModelWeights weights_from_gguf(const io::GGUFFile& f, const ModelConfig& cfg) {
     if (dtype_is_quantized(src.dtype)) {
       std::memcpy(dst.data, src.data, src.nbytes());
     } else {
-      convert_floats(src.data, src.dtype, dst.data, DType::F32, size_t(src.numel()));
+      const size_t es = dtype_size(src.dtype);
+      parallel_for(src.numel(), 1 << 16, [&](int64_t b, int64_t e) {
+        convert_floats(static_cast<const uint8_t*>(src.data) + size_t(b) * es, src.dtype, dst.f32() + b, DType::F32,
+                       size_t(e - b));
+      });
     }
     int64_t heads = 0;
     if (permute && s.name.find("self_attn.q_proj.") != std::string::npos) heads = cfg.num_heads;
