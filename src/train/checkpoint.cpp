@@ -48,8 +48,11 @@ std::string save_checkpoint(const std::string& output_dir, const CheckpointState
     io::write_safetensors(path_join(tmp, "model.safetensors"), t);
   }
   io::write_safetensors(path_join(tmp, "optimizer.safetensors"), opt.state_tensors());
-  nlohmann::ordered_json j = {{"step", st.step}, {"total_steps", st.total_steps}, {"last_loss", st.last_loss},
-                              {"optimizer_steps", opt.steps()}, {"config", st.config}};
+  nlohmann::ordered_json j = {
+      {"step", st.step}, {"total_steps", st.total_steps}, {"last_loss", st.last_loss}, {"optimizer_steps", opt.steps()},
+      {"data_position", {{"epoch", st.epoch}, {"rows_into_epoch", st.rows_into_epoch}, {"rows_per_epoch", st.rows_per_epoch}}},
+      {"rng", {{"seed", st.seed}, {"streams", "row order: seed+epoch; dropout: seed^step^micro-batch per layer/module"}}},
+      {"config", st.config}};
   write_file_atomic(path_join(tmp, "trainer_state.json"), j.dump(2) + "\n");
   // Replace an older checkpoint of the same step (a resumed run saving again) only now.
   fs::remove_all(final_dir, ec);
@@ -76,6 +79,12 @@ CheckpointState load_checkpoint(const std::string& dir, Model& model, LoraAdapte
   st.step = j.value("step", int64_t(0));
   st.total_steps = j.value("total_steps", int64_t(0));
   st.last_loss = j.value("last_loss", 0.0);
+  if (j.contains("data_position") && j["data_position"].is_object()) {
+    st.epoch = j["data_position"].value("epoch", int64_t(0));
+    st.rows_into_epoch = j["data_position"].value("rows_into_epoch", int64_t(0));
+    st.rows_per_epoch = j["data_position"].value("rows_per_epoch", int64_t(0));
+  }
+  if (j.contains("rng") && j["rng"].is_object()) st.seed = j["rng"].value("seed", uint64_t(0));
   if (j.contains("config")) st.config = j["config"];
   if (lora) {
     LoraAdapter loaded = load_peft_adapter(dir, model.config());

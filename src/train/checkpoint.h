@@ -18,6 +18,12 @@ struct CheckpointState {
   int64_t step = 0;            // optimizer steps completed
   int64_t total_steps = 0;
   double last_loss = 0;
+  // Where the data and random streams stand. Both are pure functions of (seed, step) — the row
+  // order of epoch e is a permutation seeded by (seed, e) and the LoRA dropout masks are keyed by
+  // (seed, step, micro-batch, layer, module) — so resuming needs only `step`; these fields make
+  // the position visible and let a resume check that the data still lines up.
+  int64_t epoch = 0, rows_into_epoch = 0, rows_per_epoch = 0;
+  uint64_t seed = 0;
   nlohmann::ordered_json config;  // the TrainConfig (to_json) the run started with
 };
 

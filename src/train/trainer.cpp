@@ -195,6 +195,11 @@ TrainOutcome run_training(const TrainConfig& cfg, const TrainerOptions& opt) {
     BRISK_CHECK(!ck.empty(), "--resume: no checkpoint in ", checkpoints_root(cfg.output_dir));
     CheckpointState st = load_checkpoint(ck, *model, lora.get(), tm.params(), adam);
     start_step = st.step;
+    BRISK_CHECK(st.rows_per_epoch == 0 || st.rows_per_epoch == int64_t(rows.size()), "--resume: the checkpoint saw ",
+                st.rows_per_epoch, " training rows per epoch, this run has ", rows.size(),
+                " (dataset, max_seq_length or packing changed?)");
+    BRISK_CHECK(st.seed == 0 || st.seed == cfg.seed, "--resume: the checkpoint was trained with seed ", st.seed,
+                ", this config has ", cfg.seed);
     truncate_metrics(metrics_path, start_step);
     log_info("resumed from ", ck, " at step ", start_step);
   } else {
@@ -238,6 +243,10 @@ TrainOutcome run_training(const TrainConfig& cfg, const TrainerOptions& opt) {
   auto checkpoint = [&](int64_t step, double loss) {
     st.step = step;
     st.last_loss = loss;
+    st.epoch = step / steps_per_epoch;
+    st.rows_into_epoch = std::min<int64_t>(int64_t(rows.size()), (step % steps_per_epoch) * per_step);
+    st.rows_per_epoch = int64_t(rows.size());
+    st.seed = cfg.seed;
     std::string path = save_checkpoint(cfg.output_dir, st, *model, lora.get(), tm.params(), adam, cfg.base_model,
                                        cfg.save_total_limit);
     events.emit({{"event", "checkpoint"}, {"step", step}, {"path", path}});
