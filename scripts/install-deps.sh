@@ -8,6 +8,7 @@ DEB_PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   nlohmann-json3-dev libcli11-dev libpcre2-dev libopenblas-dev libyaml-cpp-dev
   libgtest-dev googletest
+  libsqlite3-dev libsodium-dev libcpp-httplib-dev
   clang libclang-rt-14-dev
 )
 # Node.js may come from another source (e.g. nodesource, which bundles npm and conflicts with

@@ -28,13 +28,19 @@ size_t find_stop(const std::string& text, const std::vector<std::string>& stops,
 
 GenerateResult generate(Model& model, const text::Tokenizer* tok, const std::vector<int32_t>& prompt,
                         const GenerateOptions& opt, const std::function<void(const std::string&)>& on_text) {
+  CpuDecoder dec(model);
+  return generate(dec, tok, prompt, opt, on_text);
+}
+
+GenerateResult generate(Decoder& model, const text::Tokenizer* tok, const std::vector<int32_t>& prompt,
+                        const GenerateOptions& opt, const std::function<void(const std::string&)>& on_text) {
   using clock = std::chrono::steady_clock;
   BRISK_CHECK(!prompt.empty(), "empty prompt: nothing to condition on");
   const int64_t vocab = model.config().vocab_size;
   for (int32_t id : prompt) BRISK_CHECK(id >= 0 && id < vocab, "prompt token id ", id, " out of range (vocab ", vocab, ")");
   int64_t ctx = opt.context > 0 ? opt.context : int64_t(prompt.size()) + std::max<int64_t>(opt.max_tokens, 1);
   BRISK_CHECK(int64_t(prompt.size()) < ctx, "prompt of ", prompt.size(), " tokens does not fit the context of ", ctx);
-  KVCache cache(model.config(), 1, ctx);
+  model.reserve(1, ctx);
   Sampler sampler(opt.sampling);
   GenerateResult res;
   res.prompt_tokens = int64_t(prompt.size());
@@ -45,7 +51,7 @@ GenerateResult generate(Model& model, const text::Tokenizer* tok, const std::vec
   size_t emitted = 0;   // bytes of res.text already passed to on_text
 
   auto t0 = clock::now();
-  Tensor logits = model.forward({SeqChunk{0, prompt, false}}, cache);
+  Tensor logits = model.forward({SeqChunk{0, prompt, false}});
   res.prefill_seconds = std::chrono::duration<double>(clock::now() - t0).count();
   auto t1 = clock::now();
   res.finish_reason = "length";
@@ -76,8 +82,8 @@ GenerateResult generate(Model& model, const text::Tokenizer* tok, const std::vec
       }
     }
     if (step + 1 == opt.max_tokens) break;
-    if (cache.length(0) >= ctx) break;
-    logits = model.forward({SeqChunk{0, {id}, false}}, cache);
+    if (model.length(0) >= ctx) break;
+    logits = model.forward({SeqChunk{0, {id}, false}});
   }
   if (dec && !cut) {
     res.text += dec->flush();

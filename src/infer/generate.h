@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "infer/decoder.h"
 #include "infer/sampler.h"
 #include "model/model.h"
 
@@ -32,6 +33,9 @@ struct GenerateResult {
 
 // on_text receives text as soon as it is final (never half a UTF-8 character, never text that
 // could still turn out to be the start of a stop string). tokenizer may be null (ids only).
+GenerateResult generate(Decoder& model, const text::Tokenizer* tokenizer, const std::vector<int32_t>& prompt,
+                        const GenerateOptions& opt, const std::function<void(const std::string&)>& on_text = {});
+// The same on the CPU (a CpuDecoder over `model`).
 GenerateResult generate(Model& model, const text::Tokenizer* tokenizer, const std::vector<int32_t>& prompt,
                         const GenerateOptions& opt, const std::function<void(const std::string&)>& on_text = {});
 
