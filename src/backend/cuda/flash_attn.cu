@@ -1,0 +1,510 @@
+// Flash attention (FlashAttention-2 style) for packed variable-length segments; semantics of
+// ops::attention_train_forward / attention_train_backward (backend/cpu/attention_train.cpp).
+//
+// Forward: one CTA per (segment, query head, 64-query tile). Q stays in shared memory; 64-key
+// tiles of K and V stream through it. Per key tile: S = Q K^T (tensor cores, f32), the online
+// softmax update per row (running max m, running sum l, rescale of the O accumulator by
+// exp(m_old - m_new)), then O += P V with P rounded to bf16. Key tiles no query of the tile can
+// see are never visited: causal stops at the diagonal tile, a window starts at its first tile.
+// Masks inside visited tiles are applied element by element (segment end, causal, window).
+//
+// Backward: D = rowsum(dO * O) first (one warp per row). Then one CTA per (segment, kv head,
+// 64-key tile): K, V and the dK, dV accumulators stay in shared memory while the CTA loops over
+// the query heads of the GQA group and the query tiles that can see its keys, recomputing
+// P = exp(S - lse) and dS = P * (dP - D), dP = dO V^T; dV += P^T dO, dK += dS^T Q, and
+// dQ += dS K goes to an f32 accumulator with atomicAdd. A last kernel rounds dQ to bf16.
+//
+// Tile products go through tile_gemm(): WMMA bf16 m16n16k16 with f32 accumulators, or (the
+// Scalar twin, for the tests) fp32 FMAs over the very same shared-memory tiles, so both share
+// every index, mask and softmax line. Accumulators live in shared memory (f32), not in
+// registers: slower than FA2's register-resident fragments, but the per-row rescale and masks
+// stay plain indexed code. Exponentials and logs use full-accuracy expf / logf.
+#include "backend/cuda/flash_attn.h"
+
+#include <mma.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+#include <utility>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/cuda_common.cuh"
+#include "core/error.h"
+
+namespace brisk::cuda {
+namespace {
+
+using bf16 = __nv_bfloat16;
+
+constexpr int kBM = 64;            // query rows per tile
+constexpr int kBN = 64;            // key rows per tile
+constexpr int kFwdThreads = 128;   // 4 warps; ~111 KB of shared memory at hd 128: 2 CTAs per SM
+constexpr int kBwdThreads = 256;   // 8 warps; ~187 KB at hd 128: 1 CTA per SM
+constexpr int kPadH = 8;           // bf16 row padding: 16 bytes, staggers banks, keeps rows 16-byte aligned
+constexpr int kPadF = 4;           // f32 row padding: 16 bytes
+constexpr int kMaxGridYZ = 65535;  // CUDA's limit on gridDim.y and gridDim.z
+
+// ---------------------------------------------------------------------------------------------
+// Shared-memory tile products.
+// C[M, N] (f32, row stride ldc) = (accumulate ? C : 0) + A[M, K] * B[K, N], all in shared memory.
+// A(i, k) = A[i*lda + k], or A[k*lda + i] with kATrans (A stored transposed); B(k, n) =
+// B[k*ldb + n], or B[n*ldb + k] with kBTrans. The block's warps split the 16x16 output tiles,
+// each tile owned by one warp (or, scalar, each element by one thread): no barrier inside, the
+// caller syncs before and after. WMMA needs 32-byte aligned tile pointers and ld % 8 == 0 (bf16)
+// or % 4 == 0 (f32): the layouts below keep every tile base a multiple of 32 bytes.
+template <bool kTensorCores, bool kATrans, bool kBTrans, int M, int N, int K>
+__device__ __forceinline__ void tile_gemm(const bf16* A, int lda, const bf16* B, int ldb, float* C, int ldc,
+                                          bool accumulate) {
+  static_assert(M % 16 == 0 && N % 16 == 0 && K % 16 == 0, "tile_gemm: 16x16x16 tiles");
+  if constexpr (kTensorCores) {
+    namespace wmma = nvcuda::wmma;
+    using ALayout = std::conditional_t<kATrans, wmma::col_major, wmma::row_major>;
+    using BLayout = std::conditional_t<kBTrans, wmma::col_major, wmma::row_major>;
+    const int warp = int(threadIdx.x) / kWarp, n_warps = int(blockDim.x) / kWarp;
+    for (int tile = warp; tile < (M / 16) * (N / 16); tile += n_warps) {
+      const int i0 = (tile / (N / 16)) * 16, n0 = (tile % (N / 16)) * 16;
+      wmma::fragment<wmma::accumulator, 16, 16, 16, float> c;
+      if (accumulate)
+        wmma::load_matrix_sync(c, C + i0 * ldc + n0, unsigned(ldc), wmma::mem_row_major);
+      else
+        wmma::fill_fragment(c, 0.0f);
+#pragma unroll
+      for (int k0 = 0; k0 < K; k0 += 16) {
+        wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, ALayout> a;
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, BLayout> b;
+        wmma::load_matrix_sync(a, kATrans ? A + k0 * lda + i0 : A + i0 * lda + k0, unsigned(lda));
+        wmma::load_matrix_sync(b, kBTrans ? B + n0 * ldb + k0 : B + k0 * ldb + n0, unsigned(ldb));
+        wmma::mma_sync(c, a, b, c);
+      }
+      wmma::store_matrix_sync(C + i0 * ldc + n0, c, unsigned(ldc), wmma::mem_row_major);
+    }
+  } else {
+    for (int idx = int(threadIdx.x); idx < M * N; idx += int(blockDim.x)) {
+      const int i = idx / N, n = idx % N;
+      float acc = accumulate ? C[i * ldc + n] : 0.0f;
+      for (int k = 0; k < K; ++k) {
+        const float a = __bfloat162float(kATrans ? A[k * lda + i] : A[i * lda + k]);
+        const float b = __bfloat162float(kBTrans ? B[n * ldb + k] : B[k * ldb + n]);
+        acc = fmaf(a, b, acc);
+      }
+      C[i * ldc + n] = acc;
+    }
+  }
+}
+
+// Copies `rows` rows of D bf16 (global row stride gstride elements, 16-byte aligned rows) into
+// a shared tile of kRows rows (row stride lds). Rows past `rows` are zeroed: the tile products
+// then see finite values there, and the masks drop them.
+template <int D, int kRows>
+__device__ __forceinline__ void load_tile(bf16* s, int lds, const bf16* g, int64_t gstride, int rows) {
+  constexpr int kVecs = D / 8;  // 16-byte vectors per row
+  for (int idx = int(threadIdx.x); idx < kRows * kVecs; idx += int(blockDim.x)) {
+    const int r = idx / kVecs, c = (idx % kVecs) * 8;
+    uint4 v = make_uint4(0u, 0u, 0u, 0u);
+    if (r < rows) v = *reinterpret_cast<const uint4*>(g + r * gstride + c);
+    *reinterpret_cast<uint4*>(s + r * lds + c) = v;
+  }
+}
+
+// Whether query position qpos sees key position kpos (positions inside the segment): the same
+// rule as the CPU op's first_key(): seg start (or qpos - window + 1) <= kpos <= qpos < seg_len.
+__device__ __forceinline__ bool key_visible(int qpos, int kpos, int seg_len, int window) {
+  return qpos < seg_len && kpos <= qpos && (window <= 0 || qpos - kpos < window);
+}
+
+// Last-resort guard for a caller whose max_seqlen is smaller than a segment (a bug the host
+// cannot see: cu_seqlens lives on the device). The grid covers only max_seqlen rounded up to
+// tiles, so the rows past it are written as NaN (rows [first, seg_len) of head h) instead of
+// being left stale.
+__device__ void poison_rows(bf16* x, int64_t row0, int first, int seg_len, int heads, int h, int D) {
+  const bf16 nan = __float2bfloat16_rn(NAN);
+  for (int64_t i = threadIdx.x; i < int64_t(seg_len - first) * D; i += blockDim.x)
+    x[((row0 + first + i / D) * heads + h) * D + i % D] = nan;
+}
+
+struct Params {
+  int n_heads, n_kv_heads, group, window;
+  int64_t q_stride, k_stride, v_stride;
+  float scale;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Forward.
+template <int D> struct FwdLayout {
+  static constexpr int kLdQKV = D + kPadH, kLdS = kBN + kPadF, kLdP = kBN + kPadH, kLdO = D + kPadF;
+  static constexpr size_t kQ = 0;
+  static constexpr size_t kK = kQ + size_t(kBM) * kLdQKV * sizeof(bf16);
+  static constexpr size_t kV = kK + size_t(kBN) * kLdQKV * sizeof(bf16);
+  static constexpr size_t kS = kV + size_t(kBN) * kLdQKV * sizeof(bf16);
+  static constexpr size_t kP = kS + size_t(kBM) * kLdS * sizeof(float);
+  static constexpr size_t kO = kP + size_t(kBM) * kLdP * sizeof(bf16);
+  static constexpr size_t kRowMax = kO + size_t(kBM) * kLdO * sizeof(float);
+  static constexpr size_t kRowSum = kRowMax + kBM * sizeof(float);
+  static constexpr size_t kBytes = kRowSum + kBM * sizeof(float);
+  static_assert(kK % 32 == 0 && kV % 32 == 0 && kS % 32 == 0 && kP % 32 == 0 && kO % 32 == 0 && kRowMax % 32 == 0,
+                "WMMA tiles need 32-byte aligned bases");
+};
+
+template <int D, bool kTC>
+__global__ void __launch_bounds__(kFwdThreads)
+    flash_fwd_kernel(const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v,
+                     const int32_t* __restrict__ cu_seqlens, Params p, bf16* __restrict__ out,
+                     float* __restrict__ lse) {
+  using L = FwdLayout<D>;
+  extern __shared__ __align__(128) unsigned char smem[];
+  bf16* sQ = reinterpret_cast<bf16*>(smem + L::kQ);
+  bf16* sK = reinterpret_cast<bf16*>(smem + L::kK);
+  bf16* sV = reinterpret_cast<bf16*>(smem + L::kV);
+  float* sS = reinterpret_cast<float*>(smem + L::kS);
+  bf16* sP = reinterpret_cast<bf16*>(smem + L::kP);
+  float* sO = reinterpret_cast<float*>(smem + L::kO);
+  float* sMax = reinterpret_cast<float*>(smem + L::kRowMax);
+  float* sSum = reinterpret_cast<float*>(smem + L::kRowSum);
+
+  const int seg = int(blockIdx.x), h = int(blockIdx.y);
+  const int n_qtiles = int(gridDim.z), qt = n_qtiles - 1 - int(blockIdx.z);  // long causal tiles start first
+  const int64_t seg_begin = cu_seqlens[seg];
+  const int seg_len = cu_seqlens[seg + 1] - cu_seqlens[seg];
+  if (qt == n_qtiles - 1 && seg_len > n_qtiles * kBM) {
+    poison_rows(out, seg_begin, n_qtiles * kBM, seg_len, p.n_heads, h, D);
+    for (int r = n_qtiles * kBM + int(threadIdx.x); r < seg_len; r += int(blockDim.x))
+      lse[(seg_begin + r) * p.n_heads + h] = NAN;
+  }
+  const int q_first = qt * kBM;
+  if (q_first >= seg_len) return;
+  const int q_rows = min(kBM, seg_len - q_first), last_q = q_first + q_rows - 1;
+  const int kvh = h / p.group;
+  const int warp = int(threadIdx.x) / kWarp, lane = int(threadIdx.x) % kWarp, n_warps = int(blockDim.x) / kWarp;
+
+  load_tile<D, kBM>(sQ, L::kLdQKV, q + (seg_begin + q_first) * p.q_stride + h * D, p.q_stride, q_rows);
+  for (int i = int(threadIdx.x); i < kBM * L::kLdO; i += int(blockDim.x)) sO[i] = 0.0f;
+  for (int r = int(threadIdx.x); r < kBM; r += int(blockDim.x)) {
+    sMax[r] = -INFINITY;
+    sSum[r] = 0.0f;
+  }
+
+  // Key tiles some query of [q_first, last_q] sees: from the window start of the first query
+  // to the diagonal of the last one.
+  const int k_lo = p.window > 0 ? max(0, q_first - p.window + 1) : 0;
+  for (int kt = k_lo / kBN; kt <= last_q / kBN; ++kt) {
+    const int k_first = kt * kBN, k_rows = min(kBN, seg_len - k_first);
+    __syncthreads();  // the previous tile's P V product is done with sV and sP
+    load_tile<D, kBN>(sK, L::kLdQKV, k + (seg_begin + k_first) * p.k_stride + kvh * D, p.k_stride, k_rows);
+    load_tile<D, kBN>(sV, L::kLdQKV, v + (seg_begin + k_first) * p.v_stride + kvh * D, p.v_stride, k_rows);
+    __syncthreads();
+    tile_gemm<kTC, false, true, kBM, kBN, D>(sQ, L::kLdQKV, sK, L::kLdQKV, sS, L::kLdS, false);
+    __syncthreads();
+
+    // Online softmax, one warp per row: new running max, P = exp(s - max) (bf16 for the
+    // product, its f32 value into the running sum), and the row of O rescaled by
+    // exp(old max - new max). A row that has seen no visible key yet keeps max -inf, P = 0.
+    for (int r = warp; r < kBM; r += n_warps) {
+      const int qpos = q_first + r;
+      float s[kBN / kWarp];
+      float tile_max = -INFINITY;
+#pragma unroll
+      for (int c = 0; c < kBN / kWarp; ++c) {
+        const int col = lane + c * kWarp;
+        s[c] = key_visible(qpos, k_first + col, seg_len, p.window) ? sS[r * L::kLdS + col] * p.scale : -INFINITY;
+        tile_max = fmaxf(tile_max, s[c]);
+      }
+      tile_max = warp_reduce(tile_max, MaxOp{});
+      const float old_max = sMax[r], new_max = fmaxf(old_max, tile_max);
+      float sum = 0.0f;
+#pragma unroll
+      for (int c = 0; c < kBN / kWarp; ++c) {
+        const float e = new_max == -INFINITY ? 0.0f : expf(s[c] - new_max);
+        sP[r * L::kLdP + lane + c * kWarp] = __float2bfloat16_rn(e);
+        sum += e;
+      }
+      sum = warp_reduce(sum, SumOp{});  // also orders every lane's read of sMax[r] before lane 0's write
+      const float alpha = new_max == -INFINITY ? 1.0f : expf(old_max - new_max);
+      for (int c = lane; c < D; c += kWarp) sO[r * L::kLdO + c] *= alpha;
+      if (lane == 0) {
+        sSum[r] = sSum[r] * alpha + sum;
+        sMax[r] = new_max;
+      }
+    }
+    __syncthreads();
+    tile_gemm<kTC, false, false, kBM, D, kBN>(sP, L::kLdP, sV, L::kLdQKV, sO, L::kLdO, true);
+  }
+  __syncthreads();
+
+  // Every real query row saw at least its own key, so its sum is > 0.
+  for (int i = int(threadIdx.x); i < q_rows * D; i += int(blockDim.x)) {
+    const int r = i / D, c = i % D;
+    out[((seg_begin + q_first + r) * p.n_heads + h) * D + c] = __float2bfloat16_rn(sO[r * L::kLdO + c] / sSum[r]);
+  }
+  for (int r = int(threadIdx.x); r < q_rows; r += int(blockDim.x))
+    lse[(seg_begin + q_first + r) * p.n_heads + h] = sMax[r] + logf(sSum[r]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backward.
+
+// delta[row] = sum_c dout[row, c] * out[row, c] over rows of hd elements (row = token * nh + head).
+__global__ void flash_bwd_delta_kernel(const bf16* __restrict__ out, const bf16* __restrict__ dout,
+                                       float* __restrict__ delta, int64_t rows, int hd) {
+  const int64_t row = int64_t(blockIdx.x) * (blockDim.x / kWarp) + threadIdx.x / kWarp;
+  const int lane = int(threadIdx.x) % kWarp;
+  if (row >= rows) return;  // the whole warp leaves together
+  float acc = 0.0f;
+  for (int c = lane; c < hd; c += kWarp) acc += __bfloat162float(out[row * hd + c]) * __bfloat162float(dout[row * hd + c]);
+  acc = warp_reduce(acc, SumOp{});
+  if (lane == 0) delta[row] = acc;
+}
+
+__global__ void flash_bwd_dq_convert_kernel(const float* __restrict__ dq_acc, bf16* __restrict__ dq, int64_t n) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    dq[i] = __float2bfloat16_rn(dq_acc[i]);
+}
+
+template <int D> struct BwdLayout {
+  static constexpr int kLdH = D + kPadH;   // bf16 K, V, Q, dO tiles
+  static constexpr int kLdF = D + kPadF;   // f32 dK, dV, dQ tiles
+  static constexpr int kLdS = kBN + kPadF; // f32 S, dP [kBM][kBN]
+  static constexpr int kLdP = kBN + kPadH; // bf16 P, dS [kBM][kBN]
+  static constexpr size_t kK = 0;
+  static constexpr size_t kV = kK + size_t(kBN) * kLdH * sizeof(bf16);
+  static constexpr size_t kQ = kV + size_t(kBN) * kLdH * sizeof(bf16);
+  static constexpr size_t kdO = kQ + size_t(kBM) * kLdH * sizeof(bf16);
+  static constexpr size_t kdK = kdO + size_t(kBM) * kLdH * sizeof(bf16);
+  static constexpr size_t kdV = kdK + size_t(kBN) * kLdF * sizeof(float);
+  static constexpr size_t kS = kdV + size_t(kBN) * kLdF * sizeof(float);
+  static constexpr size_t kdP = kS + size_t(kBM) * kLdS * sizeof(float);
+  static constexpr size_t kP = kdP + size_t(kBM) * kLdS * sizeof(float);
+  static constexpr size_t kdS = kP + size_t(kBM) * kLdP * sizeof(bf16);
+  static constexpr size_t kLse = kdS + size_t(kBM) * kLdP * sizeof(bf16);
+  static constexpr size_t kDelta = kLse + kBM * sizeof(float);
+  static constexpr size_t kBytes = kDelta + kBM * sizeof(float);
+  // dS K lands on S and dP, dead once P and dS are formed.
+  static constexpr size_t kdQ = kS;
+  static_assert(size_t(kBM) * kLdF * sizeof(float) <= kP - kS, "dQ tile must fit over S and dP");
+  static_assert(kV % 32 == 0 && kQ % 32 == 0 && kdO % 32 == 0 && kdK % 32 == 0 && kdV % 32 == 0 && kS % 32 == 0 &&
+                    kdP % 32 == 0 && kP % 32 == 0 && kdS % 32 == 0,
+                "WMMA tiles need 32-byte aligned bases");
+};
+
+template <int D, bool kTC>
+__global__ void __launch_bounds__(kBwdThreads)
+    flash_bwd_kernel(const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v,
+                     const bf16* __restrict__ dout, const float* __restrict__ lse, const float* __restrict__ delta,
+                     const int32_t* __restrict__ cu_seqlens, Params p, float* __restrict__ dq_acc,
+                     bf16* __restrict__ dk, bf16* __restrict__ dv) {
+  using L = BwdLayout<D>;
+  extern __shared__ __align__(128) unsigned char smem[];
+  bf16* sK = reinterpret_cast<bf16*>(smem + L::kK);
+  bf16* sV = reinterpret_cast<bf16*>(smem + L::kV);
+  bf16* sQ = reinterpret_cast<bf16*>(smem + L::kQ);
+  bf16* sdO = reinterpret_cast<bf16*>(smem + L::kdO);
+  float* sdK = reinterpret_cast<float*>(smem + L::kdK);
+  float* sdV = reinterpret_cast<float*>(smem + L::kdV);
+  float* sS = reinterpret_cast<float*>(smem + L::kS);
+  float* sdP = reinterpret_cast<float*>(smem + L::kdP);
+  bf16* sP = reinterpret_cast<bf16*>(smem + L::kP);
+  bf16* sdS = reinterpret_cast<bf16*>(smem + L::kdS);
+  float* sdQ = reinterpret_cast<float*>(smem + L::kdQ);
+  float* sLse = reinterpret_cast<float*>(smem + L::kLse);
+  float* sDelta = reinterpret_cast<float*>(smem + L::kDelta);
+
+  const int seg = int(blockIdx.x), g = int(blockIdx.y), kt = int(blockIdx.z), n_ktiles = int(gridDim.z);
+  const int64_t seg_begin = cu_seqlens[seg];
+  const int seg_len = cu_seqlens[seg + 1] - cu_seqlens[seg];
+  if (kt == n_ktiles - 1 && seg_len > n_ktiles * kBN) {  // max_seqlen too small: see poison_rows
+    poison_rows(dk, seg_begin, n_ktiles * kBN, seg_len, p.n_kv_heads, g, D);
+    poison_rows(dv, seg_begin, n_ktiles * kBN, seg_len, p.n_kv_heads, g, D);
+    for (int64_t i = threadIdx.x; i < int64_t(seg_len - n_ktiles * kBN) * D * p.group; i += blockDim.x) {
+      const int64_t r = i / (int64_t(D) * p.group), rest = i % (int64_t(D) * p.group);
+      const int h = g * p.group + int(rest / D);
+      dq_acc[((seg_begin + n_ktiles * kBN + r) * p.n_heads + h) * D + rest % D] = NAN;
+    }
+  }
+  const int k_first = kt * kBN;
+  if (k_first >= seg_len) return;
+  const int k_rows = min(kBN, seg_len - k_first), last_k = k_first + k_rows - 1;
+
+  load_tile<D, kBN>(sK, L::kLdH, k + (seg_begin + k_first) * p.k_stride + g * D, p.k_stride, k_rows);
+  load_tile<D, kBN>(sV, L::kLdH, v + (seg_begin + k_first) * p.v_stride + g * D, p.v_stride, k_rows);
+  for (int i = int(threadIdx.x); i < kBN * L::kLdF; i += int(blockDim.x)) {
+    sdK[i] = 0.0f;
+    sdV[i] = 0.0f;
+  }
+
+  // Query tiles holding a query that sees a key of [k_first, last_k]: from the diagonal to the
+  // end of the segment, or to the last query inside the window of the last key.
+  const int q_end = p.window > 0 ? min(seg_len, last_k + p.window) : seg_len;
+  const int64_t dout_stride = int64_t(p.n_heads) * D;
+  for (int h = g * p.group; h < (g + 1) * p.group; ++h) {
+    for (int qt = k_first / kBM; qt <= (q_end - 1) / kBM; ++qt) {
+      const int q_first = qt * kBM, q_rows = min(kBM, seg_len - q_first);
+      const int64_t row0 = seg_begin + q_first;
+      __syncthreads();  // the previous step is done with sQ, sdO and sdQ
+      load_tile<D, kBM>(sQ, L::kLdH, q + row0 * p.q_stride + h * D, p.q_stride, q_rows);
+      load_tile<D, kBM>(sdO, L::kLdH, dout + row0 * dout_stride + h * D, dout_stride, q_rows);
+      for (int r = int(threadIdx.x); r < kBM; r += int(blockDim.x)) {
+        sLse[r] = r < q_rows ? lse[(row0 + r) * p.n_heads + h] : 0.0f;
+        sDelta[r] = r < q_rows ? delta[(row0 + r) * p.n_heads + h] : 0.0f;
+      }
+      __syncthreads();
+      tile_gemm<kTC, false, true, kBM, kBN, D>(sQ, L::kLdH, sK, L::kLdH, sS, L::kLdS, false);    // S = Q K^T
+      tile_gemm<kTC, false, true, kBM, kBN, D>(sdO, L::kLdH, sV, L::kLdH, sdP, L::kLdS, false);  // dP = dO V^T
+      __syncthreads();
+      for (int i = int(threadIdx.x); i < kBM * kBN; i += int(blockDim.x)) {
+        const int r = i / kBN, c = i % kBN;
+        const bool vis = key_visible(q_first + r, k_first + c, seg_len, p.window);
+        const float prob = vis ? expf(sS[r * L::kLdS + c] * p.scale - sLse[r]) : 0.0f;
+        const float ds = prob * (sdP[r * L::kLdS + c] - sDelta[r]);
+        sP[r * L::kLdP + c] = __float2bfloat16_rn(prob);
+        sdS[r * L::kLdP + c] = __float2bfloat16_rn(ds);
+      }
+      __syncthreads();
+      tile_gemm<kTC, true, false, kBN, D, kBM>(sP, L::kLdP, sdO, L::kLdH, sdV, L::kLdF, true);   // dV += P^T dO
+      tile_gemm<kTC, true, false, kBN, D, kBM>(sdS, L::kLdP, sQ, L::kLdH, sdK, L::kLdF, true);   // dK += dS^T Q
+      tile_gemm<kTC, false, false, kBM, D, kBN>(sdS, L::kLdP, sK, L::kLdH, sdQ, L::kLdF, false); // dQ_part = dS K
+      __syncthreads();
+      for (int i = int(threadIdx.x); i < q_rows * D; i += int(blockDim.x)) {
+        const int r = i / D, c = i % D;
+        atomicAdd(dq_acc + ((row0 + r) * p.n_heads + h) * D + c, p.scale * sdQ[r * L::kLdF + c]);
+      }
+    }
+  }
+  __syncthreads();
+  for (int i = int(threadIdx.x); i < k_rows * D; i += int(blockDim.x)) {
+    const int r = i / D, c = i % D;
+    const int64_t o = ((seg_begin + k_first + r) * p.n_kv_heads + g) * D + c;
+    dk[o] = __float2bfloat16_rn(p.scale * sdK[r * L::kLdF + c]);
+    dv[o] = __float2bfloat16_rn(sdV[r * L::kLdF + c]);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Host side.
+
+int64_t q_stride_of(const FlashAttnShape& s) { return s.q_stride ? s.q_stride : int64_t(s.n_heads) * s.head_dim; }
+int64_t k_stride_of(const FlashAttnShape& s) { return s.k_stride ? s.k_stride : int64_t(s.n_kv_heads) * s.head_dim; }
+int64_t v_stride_of(const FlashAttnShape& s) { return s.v_stride ? s.v_stride : int64_t(s.n_kv_heads) * s.head_dim; }
+
+Params params_of(const FlashAttnShape& s) {
+  return Params{s.n_heads, s.n_kv_heads, s.n_heads / s.n_kv_heads, s.window,
+                q_stride_of(s), k_stride_of(s), v_stride_of(s), s.scale};
+}
+
+int tiles_of(int len, int tile) { return (len + tile - 1) / tile; }
+size_t align_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
+
+void check_aligned(const void* ptr, const char* what) {
+  BRISK_CHECK(reinterpret_cast<uintptr_t>(ptr) % 16 == 0, "flash attention: ", what,
+              " is not 16-byte aligned (rows are read as 16-byte vectors)");
+}
+
+template <int D, bool kTC>
+void run_forward(const bf16* q, const bf16* k, const bf16* v, const int32_t* cu, const FlashAttnShape& s, bf16* out,
+                 float* lse, cudaStream_t stream) {
+  constexpr size_t smem = FwdLayout<D>::kBytes;
+  BRISK_CUDA_CHECK(cudaFuncSetAttribute(flash_fwd_kernel<D, kTC>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  const dim3 grid(unsigned(s.n_seg), unsigned(s.n_heads), unsigned(tiles_of(s.max_seqlen, kBM)));
+  flash_fwd_kernel<D, kTC><<<grid, kFwdThreads, smem, stream>>>(q, k, v, cu, params_of(s), out, lse);
+  check_launch(kTC ? "flash_fwd_kernel" : "flash_fwd_kernel (scalar)");
+}
+
+template <int D, bool kTC>
+void run_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* dout, const float* lse, const float* delta,
+                  const int32_t* cu, const FlashAttnShape& s, float* dq_acc, bf16* dk, bf16* dv, cudaStream_t stream) {
+  constexpr size_t smem = BwdLayout<D>::kBytes;
+  BRISK_CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_kernel<D, kTC>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  const dim3 grid(unsigned(s.n_seg), unsigned(s.n_kv_heads), unsigned(tiles_of(s.max_seqlen, kBN)));
+  flash_bwd_kernel<D, kTC><<<grid, kBwdThreads, smem, stream>>>(q, k, v, dout, lse, delta, cu, params_of(s), dq_acc, dk, dv);
+  check_launch(kTC ? "flash_bwd_kernel" : "flash_bwd_kernel (scalar)");
+}
+
+template <typename Fn> void dispatch_head_dim(int head_dim, const Fn& fn) {
+  switch (head_dim) {
+    case 32: fn(std::integral_constant<int, 32>{}); break;
+    case 64: fn(std::integral_constant<int, 64>{}); break;
+    case 128: fn(std::integral_constant<int, 128>{}); break;
+    default: BRISK_ASSERT(false, "flash attention: head_dim ", head_dim, " passed the shape check");
+  }
+}
+
+}  // namespace
+
+void check_flash_attn_shape(const FlashAttnShape& s) {
+  BRISK_CHECK(s.head_dim == 32 || s.head_dim == 64 || s.head_dim == 128, "flash attention: head_dim ", s.head_dim,
+              " is not supported (32, 64 or 128)");
+  BRISK_CHECK(s.n_heads > 0 && s.n_kv_heads > 0 && s.n_heads % s.n_kv_heads == 0, "flash attention: ", s.n_heads,
+              " query heads are not a multiple of ", s.n_kv_heads, " kv heads");
+  BRISK_CHECK(s.n_heads <= kMaxGridYZ, "flash attention: ", s.n_heads, " heads (at most ", kMaxGridYZ, ")");
+  BRISK_CHECK(s.tokens >= 0 && s.n_seg >= 0 && s.max_seqlen >= 0, "flash attention: negative size (tokens ", s.tokens,
+              ", segments ", s.n_seg, ", max_seqlen ", s.max_seqlen, ")");
+  BRISK_CHECK(s.tokens == 0 || (s.n_seg > 0 && s.max_seqlen > 0), "flash attention: ", s.tokens, " tokens in ",
+              s.n_seg, " segments of at most ", s.max_seqlen);
+  BRISK_CHECK(tiles_of(s.max_seqlen, kBM) <= kMaxGridYZ, "flash attention: max_seqlen ", s.max_seqlen,
+              " is longer than the grid holds (", int64_t(kMaxGridYZ) * kBM, ")");
+  BRISK_CHECK(std::isfinite(s.scale), "flash attention: scale ", s.scale, " is not finite");
+  const struct {
+    const char* name;
+    int64_t stride, min;
+  } strides[] = {{"q", q_stride_of(s), int64_t(s.n_heads) * s.head_dim},
+                 {"k", k_stride_of(s), int64_t(s.n_kv_heads) * s.head_dim},
+                 {"v", v_stride_of(s), int64_t(s.n_kv_heads) * s.head_dim}};
+  for (const auto& st : strides)
+    BRISK_CHECK(st.stride >= st.min && st.stride % 8 == 0, "flash attention: ", st.name, " row stride ", st.stride,
+                " (needs >= heads * head_dim = ", st.min, " and a multiple of 8)");
+}
+
+void launch_flash_attn_forward(const bf16* q, const bf16* k, const bf16* v, const int32_t* cu_seqlens,
+                               const FlashAttnShape& s, bf16* out, float* lse, cudaStream_t stream,
+                               FlashAttnImpl impl) {
+  check_flash_attn_shape(s);
+  if (s.tokens == 0) return;
+  for (auto [ptr, name] : {std::pair<const void*, const char*>{q, "q"}, {k, "k"}, {v, "v"}, {out, "out"}})
+    check_aligned(ptr, name);
+  dispatch_head_dim(s.head_dim, [&](auto d) {
+    constexpr int D = decltype(d)::value;
+    if (impl == FlashAttnImpl::TensorCores)
+      run_forward<D, true>(q, k, v, cu_seqlens, s, out, lse, stream);
+    else
+      run_forward<D, false>(q, k, v, cu_seqlens, s, out, lse, stream);
+  });
+}
+
+size_t flash_attn_backward_scratch_bytes(const FlashAttnShape& s) {
+  const size_t rows = size_t(s.tokens) * size_t(s.n_heads);
+  return align_up(rows * sizeof(float), 256) + rows * size_t(s.head_dim) * sizeof(float);
+}
+
+void launch_flash_attn_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* out, const float* lse,
+                                const bf16* dout, const int32_t* cu_seqlens, const FlashAttnShape& s, bf16* dq,
+                                bf16* dk, bf16* dv, void* scratch, cudaStream_t stream, FlashAttnImpl impl) {
+  check_flash_attn_shape(s);
+  if (s.tokens == 0) return;
+  for (auto [ptr, name] : {std::pair<const void*, const char*>{q, "q"}, {k, "k"}, {v, "v"}, {dout, "dout"}})
+    check_aligned(ptr, name);
+  BRISK_ASSERT(scratch != nullptr && reinterpret_cast<uintptr_t>(scratch) % 256 == 0,
+               "flash attention backward: scratch must be 256-byte aligned");
+  const int64_t rows = s.tokens * s.n_heads, n_dq = rows * s.head_dim;
+  float* delta = static_cast<float*>(scratch);
+  float* dq_acc = reinterpret_cast<float*>(static_cast<char*>(scratch) + align_up(size_t(rows) * sizeof(float), 256));
+
+  constexpr int kDeltaThreads = 256;
+  const int64_t delta_blocks = (rows + kDeltaThreads / kWarp - 1) / (kDeltaThreads / kWarp);
+  flash_bwd_delta_kernel<<<unsigned(delta_blocks), kDeltaThreads, 0, stream>>>(out, dout, delta, rows, s.head_dim);
+  check_launch("flash_bwd_delta_kernel");
+  BRISK_CUDA_CHECK(cudaMemsetAsync(dq_acc, 0, size_t(n_dq) * sizeof(float), stream));
+
+  dispatch_head_dim(s.head_dim, [&](auto d) {
+    constexpr int D = decltype(d)::value;
+    if (impl == FlashAttnImpl::TensorCores)
+      run_backward<D, true>(q, k, v, dout, lse, delta, cu_seqlens, s, dq_acc, dk, dv, stream);
+    else
+      run_backward<D, false>(q, k, v, dout, lse, delta, cu_seqlens, s, dq_acc, dk, dv, stream);
+  });
+
+  const int64_t convert_blocks = std::min<int64_t>((n_dq + 255) / 256, int64_t(1) << 20);
+  flash_bwd_dq_convert_kernel<<<unsigned(convert_blocks), 256, 0, stream>>>(dq_acc, dq, n_dq);
+  check_launch("flash_bwd_dq_convert_kernel");
+}
+
+}  // namespace brisk::cuda

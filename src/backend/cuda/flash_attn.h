@@ -1,0 +1,54 @@
+// Flash attention for training on the GPU (FlashAttention-2 style): the semantics of
+// ops::attention_train_forward / attention_train_backward (backend/ops.h) over a packed batch of
+// variable-length segments, without any T x T matrix in memory. bf16 storage, fp32 accumulation,
+// bf16 tensor-core products. All pointers are device pointers; launches are asynchronous on
+// `stream` and checked. See docs/CUDA.md ("Flash attention") for the tiling.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+namespace brisk::cuda {
+
+struct FlashAttnShape {
+  int64_t tokens = 0;           // T, packed over all segments
+  int n_seg = 0, max_seqlen = 0;  // segments, and the longest one (host-known: sizes the grid)
+  int n_heads = 0, n_kv_heads = 0, head_dim = 0;  // head_dim 32, 64 or 128
+  // Row strides of q, k, v in elements; 0 = packed (heads * head_dim). Lets q/k/v be column
+  // slices of one fused [T, (nh + 2 nkv) * hd] QKV buffer. Multiples of 8 (16-byte rows).
+  int64_t q_stride = 0, k_stride = 0, v_stride = 0;
+  float scale = 1.0f;  // multiplies q.k
+  int window = 0;      // sliding window (keys with pos > query pos - window); <= 0: unlimited
+};
+
+// Which kernels run: bf16 tensor cores (WMMA, the fast path) or plain fp32 FMAs over the same
+// tiles, masks and online softmax (the obviously-correct twin the tests compare it with).
+enum class FlashAttnImpl { TensorCores, Scalar };
+
+// Throws brisk::Error (one line, naming the value) for a shape the kernels cannot run: head_dim
+// not 32/64/128, heads not a multiple of kv heads, strides too small or not multiples of 8,
+// a segment count or length the grid cannot hold. The launchers call it first.
+void check_flash_attn_shape(const FlashAttnShape& s);
+
+// out [T, nh, hd] packed bf16; lse [T, nh] f32 = natural-log log-sum-exp of each query's scaled
+// scores. cu_seqlens: device int32 [n_seg + 1], 0 = cu_seqlens[0] <= ... <= cu_seqlens[n_seg] = T,
+// no segment longer than max_seqlen (rows past max_seqlen are written as NaN, never skipped).
+void launch_flash_attn_forward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
+                               const int32_t* cu_seqlens, const FlashAttnShape& s, __nv_bfloat16* out, float* lse,
+                               cudaStream_t stream, FlashAttnImpl impl = FlashAttnImpl::TensorCores);
+
+// Scratch launch_flash_attn_backward needs: D = rowsum(dout * out) and the f32 dq accumulator.
+size_t flash_attn_backward_scratch_bytes(const FlashAttnShape& s);
+
+// dq [T, nh, hd], dk, dv [T, nkv, hd]: packed bf16, overwritten. out, dout [T, nh, hd] packed;
+// lse from the forward. dk, dv are summed over the query heads of each GQA group in a fixed
+// order (deterministic); dq is summed with f32 atomics over key tiles (order may vary by ulps).
+void launch_flash_attn_backward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
+                                const __nv_bfloat16* out, const float* lse, const __nv_bfloat16* dout,
+                                const int32_t* cu_seqlens, const FlashAttnShape& s, __nv_bfloat16* dq,
+                                __nv_bfloat16* dk, __nv_bfloat16* dv, void* scratch, cudaStream_t stream,
+                                FlashAttnImpl impl = FlashAttnImpl::TensorCores);
+
+}  // namespace brisk::cuda
