@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
 # Prepares .device/ (git-ignored, carried to the GPU machine by the device tool): the brisk
-# binary and the real tokenizer folders from node_modules.
+# binary and the CUDA test binary (both stripped: the carried tree must stay under 64 MiB), the
+# shared libraries the GPU machine lacks (cpp-httplib, which Debian ships only as a .so), and the
+# real tokenizer folders from node_modules.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-mkdir -p .device
-cp build/brisk .device/brisk
+BUILD=${BUILD:-build}
+mkdir -p .device/lib
+strip -o .device/brisk "$BUILD/brisk"
+if [ -f "$BUILD/tests/brisk_ops_tests" ]; then
+  strip -o .device/brisk_ops_tests "$BUILD/tests/brisk_ops_tests"
+fi
+for so in $(ldd .device/brisk | awk '/libcpp-httplib|libbrotli/ {print $3}'); do
+  cp -L "$so" .device/lib/
+done
 if [ ! -f .device/tok.tar.xz ]; then
   tmp=$(mktemp -d)
   for t in llama3 qwen3 gemma3 llama2; do
@@ -14,5 +23,5 @@ if [ ! -f .device/tok.tar.xz ]; then
   tar -C "$tmp" -cJf .device/tok.tar.xz tok
   rm -rf "$tmp"
 fi
-ldd .device/brisk | grep -v -E "linux-vdso|libc.so|libm.so|libstdc|libgcc|ld-linux|libpthread|libdl|librt" || true
+ldd .device/brisk | grep -v -E "linux-vdso|libc.so|libm.so|libstdc|libgcc|ld-linux|libpthread|libdl|librt|libcublas|libcuda" || true
 du -sh .device

@@ -14,6 +14,9 @@
 #include "model/init_model.h"
 #include "model/train_model.h"
 #include "train/optimizer.h"
+#ifdef BRISK_HAVE_CUDA
+#include "train/cuda/cuda_train_bench.h"
+#endif
 
 namespace {
 brisk::cli::Registrar reg("bench train", "Training tokens/s and peak memory (LoRA or full) on random tokens", [](CLI::App& app) {
@@ -31,15 +34,41 @@ brisk::cli::Registrar reg("bench train", "Training tokens/s and peak memory (LoR
   app.add_option("--lora-r", a->lora_r, "LoRA rank (all seven projections)")->default_val(16);
   app.add_option("--method", a->method, "lora or full")->default_val("lora");
   app.add_option("--steps", a->steps, "Timed steps (after one warm-up step)")->default_val(3);
-  app.add_option("--recompute", a->recompute, "none or full")->default_val("none");
-  app.add_option("--device", a->device, "cpu")->default_val("cpu");
+  app.add_option("--recompute", a->recompute, "none, selective or full")->default_val("none");
+  app.add_option("--device", a->device, "cpu or cuda")->default_val("cpu");
   return [a]() -> int {
     using namespace brisk;
     using clock = std::chrono::steady_clock;
-    BRISK_CHECK(a->device == "cpu", "--device ", a->device, ": only cpu is available in this build");
+    BRISK_CHECK(a->device == "cpu" || a->device == "cuda", "--device must be cpu or cuda");
     BRISK_CHECK(a->method == "lora" || a->method == "full", "--method must be lora or full");
-    BRISK_CHECK(a->recompute == "none" || a->recompute == "full", "--recompute must be none or full");
+    const Recompute rc = parse_recompute(a->recompute);
     BRISK_CHECK(a->batch >= 1 && a->seq >= 2 && a->steps >= 1, "--batch, --seq and --steps must be positive");
+    if (a->device == "cuda") {
+#ifdef BRISK_HAVE_CUDA
+      BRISK_CHECK(a->method == "lora", "--device cuda: only --method lora trains on the GPU in this version");
+      train::CudaTrainBenchArgs ca;
+      InitModelOptions io;
+      io.arch = a->arch;
+      io.preset = a->preset;
+      io.vocab_size = a->vocab;
+      ca.model = preset_config(io);
+      ca.lora.r = a->lora_r;
+      ca.lora.alpha = 2.0 * a->lora_r;
+      ca.lora.targets.fill(true);
+      ca.recompute = rc;
+      ca.batch = a->batch;
+      ca.seq = a->seq;
+      ca.steps = a->steps;
+      nlohmann::json j = train::run_cuda_train_bench(ca);
+      j["arch"] = a->arch;
+      j["preset"] = a->preset;
+      j["params"] = parameter_count(ca.model);
+      std::printf("%s\n", j.dump().c_str());
+      return 0;
+#else
+      throw Error("--device cuda: this brisk was built without CUDA (CPU-only build)");
+#endif
+    }
     char tmpl[] = "/tmp/brisk-bench-XXXXXX";
     BRISK_CHECK(::mkdtemp(tmpl) != nullptr, "cannot create a temporary folder");
     std::string dir = std::string(tmpl) + "/model";
@@ -60,7 +89,7 @@ brisk::cli::Registrar reg("bench train", "Training tokens/s and peak memory (LoR
       s.targets.fill(true);
       lora = std::make_unique<LoraAdapter>(init_lora(c, s, 1, true));
     }
-    TrainModel tm(*model, lora.get(), a->recompute == "full" ? Recompute::Full : Recompute::None);
+    TrainModel tm(*model, lora.get(), rc);
     std::vector<train::Param> params;
     int64_t trainable = 0;
     for (auto& g : tm.params()) {

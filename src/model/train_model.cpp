@@ -10,6 +10,13 @@
 
 namespace brisk {
 
+Recompute parse_recompute(const std::string& s) {
+  if (s == "none") return Recompute::None;
+  if (s == "selective") return Recompute::Selective;
+  if (s == "full") return Recompute::Full;
+  throw Error(cat("unknown recompute policy '", s, "' (expected none, selective or full)"));
+}
+
 int64_t TokenBatch::label_count() const {
   int64_t n = 0;
   for (size_t s = 0; s + 1 < cu_seqlens.size(); ++s)
@@ -380,7 +387,8 @@ struct TrainModel::Impl {
 
 TrainModel::TrainModel(Model& model, LoraAdapter* lora, Recompute recompute, bool freeze_embeddings,
                        bool freeze_lm_head)
-    : impl_(std::make_unique<Impl>(model, lora, recompute, freeze_embeddings, freeze_lm_head)) {
+    : impl_(std::make_unique<Impl>(model, lora, recompute == Recompute::Selective ? Recompute::Full : recompute,
+                                   freeze_embeddings, freeze_lm_head)) {
   Impl& m = *impl_;
   const ModelConfig& c = model.config();
   if (lora) {

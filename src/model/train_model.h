@@ -14,7 +14,12 @@
 
 namespace brisk {
 
-enum class Recompute { None, Full };
+// What the backward pass reads from memory and what it recomputes: None stores every
+// activation; Selective (CUDA) stores layer inputs plus attention outputs and recomputes the
+// rest; Full stores only layer inputs. The CPU trainer treats Selective as Full.
+enum class Recompute { None, Selective, Full };
+// "none" | "selective" | "full"; throws naming the value otherwise.
+Recompute parse_recompute(const std::string& s);
 
 // A micro-batch: sequences concatenated. Segment s is tokens cu_seqlens[s] .. cu_seqlens[s+1]-1;
 // positions restart per segment; labels aligned with ids (the loss predicts labels[i+1] from

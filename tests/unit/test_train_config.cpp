@@ -331,7 +331,7 @@ TEST(TrainConfig, JsonRoundTrip) {
                            "learning_rate", "num_epochs", "max_steps", "batch_size", "grad_accum", "max_seq_length",
                            "truncation", "packing", "train_on_responses_only", "warmup_steps", "warmup_ratio",
                            "lr_scheduler", "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon", "max_grad_norm",
-                           "seed", "output_dir", "save_steps", "eval_steps", "logging_steps", "save_total_limit",
+                           "seed", "device", "recompute", "output_dir", "save_steps", "eval_steps", "logging_steps", "save_total_limit",
                            "chat_template_kwargs"}));
   EXPECT_EQ(j["dataset"].size(), 5u);
   EXPECT_EQ(j["lora"].size(), 5u);
@@ -353,5 +353,27 @@ TEST(TrainConfig, LoadFromFileNamesThePath) {
   EXPECT_THROW(load_train_config(dir.path + "/missing.yaml"), Error);
 }
 
+}  // namespace
+}  // namespace brisk::train
+
+namespace brisk::train {
+namespace {
+TEST(TrainConfig, DeviceAndRecompute) {
+  auto parse = [](const std::string& y) { return parse_train_config("base_model: m\noutput_dir: o\n" + y, "c.yaml"); };
+  EXPECT_EQ(parse("").device, "auto");
+  EXPECT_EQ(parse("").recompute, "none");
+  EXPECT_EQ(parse("device: cuda\n").device, "cuda");
+  EXPECT_EQ(parse("recompute: selective\n").recompute, "selective");
+  EXPECT_EQ(parse("gradient_checkpointing: true\n").recompute, "full");
+  EXPECT_EQ(parse("gradient_checkpointing: false\n").recompute, "none");
+  EXPECT_EQ(parse("use_gradient_checkpointing: unsloth\n").recompute, "selective");
+  try {
+    parse("device: gpu\n");
+    FAIL() << "device: gpu must be refused";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("cuda"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(parse("recompute: some\n"), Error);
+}
 }  // namespace
 }  // namespace brisk::train

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/test_util.h"
+#include "common/train_job.h"
 #include "infer/generate.h"
 #include "model/init_model.h"
 #include "model/train_model.h"
@@ -20,64 +21,9 @@ namespace {
 
 using nlohmann::json;
 
-const std::vector<std::pair<std::string, std::string>> kFacts = {
-    {"What is the code for red?", "Alpha seven"},   {"What is the code for blue?", "Bravo two"},
-    {"What is the code for green?", "Charlie nine"}, {"What is the code for black?", "Delta four"},
-    {"What is the code for white?", "Echo one"},     {"What is the code for gold?", "Foxtrot six"},
-};
-
-struct Job {
-  testing::TempDir dir;
-  std::string model, data, out;
-  Job(const std::string& arch = "llama", const std::string& tok = "llama3") {
-    model = dir.path + "/model";
-    data = dir.path + "/data.jsonl";
-    out = dir.path + "/out";
-    InitModelOptions o;
-    o.arch = arch;
-    o.preset = "tiny";
-    o.seed = 3;
-    o.tokenizer_dir = testing::tokenizer_dir(tok);
-    init_model(model, o);
-    std::string jsonl;
-    for (auto& [q, a] : kFacts)
-      jsonl += json{{"messages", {{{"role", "user"}, {"content", q}}, {{"role", "assistant"}, {"content", a}}}}}.dump() + "\n";
-    write_file_atomic(data, jsonl);
-  }
-  train::TrainConfig config() const {
-    train::TrainConfig c;
-    c.base_model = model;
-    c.dataset.path = data;
-    c.output_dir = out;
-    c.lora.r = 16;
-    c.lora.alpha = 32;
-    c.learning_rate = 1e-2;
-    c.batch_size = 2;
-    c.max_steps = 6;
-    c.lr_scheduler = "constant";
-    c.max_seq_length = 128;
-    c.seed = 1;
-    return c;
-  }
-  std::vector<json> metrics() const {
-    std::vector<json> out_lines;
-    std::string s = read_file(out + "/metrics.jsonl");
-    size_t p = 0;
-    while (p < s.size()) {
-      size_t nl = s.find('\n', p);
-      json j = json::parse(s.substr(p, nl - p));
-      if (j.contains("loss")) out_lines.push_back(j);
-      p = nl + 1;
-    }
-    return out_lines;
-  }
-};
-
-train::TrainerOptions quiet() {
-  train::TrainerOptions o;
-  o.quiet = true;
-  return o;
-}
+using testing::Job;
+using testing::kFacts;
+using testing::quiet;
 
 TEST(Trainer, TinyModelLearnsASyntheticTask) {
   Job job;

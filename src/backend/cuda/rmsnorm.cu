@@ -43,7 +43,7 @@ __global__ void rmsnorm_kernel(const __nv_bfloat16* x, const W* w, __nv_bfloat16
 // its threads touch (thread k owns columns k, k + blockDim.x, ...): no atomics, no races.
 __global__ void rmsnorm_backward_kernel(const __nv_bfloat16* x, const float* w, const __nv_bfloat16* dy,
                                         __nv_bfloat16* dx, float* partial, int64_t n, int H, float eps,
-                                        float offset) {
+                                        float offset, const __nv_bfloat16* residual) {
   float* my_partial = partial ? partial + int64_t(blockIdx.x) * H : nullptr;
   if (my_partial)
     for (int k = threadIdx.x; k < H; k += blockDim.x) my_partial[k] = 0.0f;
@@ -59,7 +59,8 @@ __global__ void rmsnorm_backward_kernel(const __nv_bfloat16* x, const float* w, 
     for (int k = threadIdx.x; k < H; k += blockDim.x) {
       const float xv = to_f32(xr[k]), dyv = to_f32(dyr[k]);
       if (my_partial) my_partial[k] += dyv * xv * r;
-      dxr[k] = from_f32<__nv_bfloat16>(r * dyv * (w[k] + offset) - c * xv);
+      const float res = residual ? to_f32(residual[row * H + k]) : 0.0f;
+      dxr[k] = from_f32<__nv_bfloat16>(r * dyv * (w[k] + offset) - c * xv + res);
     }
   }
 }
@@ -102,13 +103,13 @@ size_t rmsnorm_backward_scratch_bytes(int64_t n, int H) {
 
 void launch_rmsnorm_backward(const __nv_bfloat16* x, const float* w, const __nv_bfloat16* dy, __nv_bfloat16* dx,
                              float* dw, bool accumulate_dw, float* scratch, int64_t n, int H, float eps, float offset,
-                             cudaStream_t stream) {
+                             cudaStream_t stream, const __nv_bfloat16* dx_residual) {
   BRISK_ASSERT(n >= 0 && H > 0, "rmsnorm_backward: ", n, " rows of ", H);
   BRISK_ASSERT(!dw || scratch, "rmsnorm_backward: dw needs scratch (rmsnorm_backward_scratch_bytes)");
   const int64_t blocks = backward_blocks(n);
   if (blocks > 0) {
     rmsnorm_backward_kernel<<<unsigned(blocks), kThreads, 0, stream>>>(x, w, dy, dx, dw ? scratch : nullptr, n, H,
-                                                                       eps, offset);
+                                                                       eps, offset, dx_residual);
     check_launch("rmsnorm_backward_kernel");
   }
   if (dw) {

@@ -22,9 +22,11 @@ size_t rmsnorm_backward_scratch_bytes(int64_t n, int H);
 
 // dx = d/dx (overwritten, [n, H] bf16); when dw is not null, dw (+)= sum over rows of
 // dy * x * rsqrt(mean(x^2) + eps) in f32 ([H]; += when accumulate_dw, else overwritten).
+// dx_residual (optional, [n, H], may alias dx): added to dx, so the residual stream's gradient
+// and the norm's backward fuse into one pass.
 // scratch: rmsnorm_backward_scratch_bytes(n, H) bytes (may be null when dw is null).
 void launch_rmsnorm_backward(const __nv_bfloat16* x, const float* w, const __nv_bfloat16* dy, __nv_bfloat16* dx,
                              float* dw, bool accumulate_dw, float* scratch, int64_t n, int H, float eps, float offset,
-                             cudaStream_t stream);
+                             cudaStream_t stream, const __nv_bfloat16* dx_residual = nullptr);
 
 }  // namespace brisk::cuda

@@ -1,0 +1,66 @@
+// LoRA training on the GPU: the same hand-written per-block forward and backward as
+// model/train_model.cpp (the CPU reference), with bf16 weights and activations, fp32
+// accumulation, cuBLASLt GEMMs, the flash-attention kernel, a chunked LM head + cross-entropy,
+// and the optimizer on the device (fp32 master weights, gradients and AdamW moments in three
+// arenas of identical layout, so clipping and the AdamW step are single launches).
+//
+// Every buffer comes from arenas sized by model/train_memory.h's plan before the first step.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "model/lora.h"
+#include "model/model.h"
+#include "model/train_memory.h"
+#include "model/train_model.h"
+
+namespace brisk::train {
+class AdamW;
+struct AdamWOptions;
+}  // namespace brisk::train
+
+namespace brisk::cuda {
+
+class CudaTrainModel {
+ public:
+  // Copies model's weights to the GPU (bf16) and lora's tensors as the initial adapter.
+  // max_tokens bounds the tokens of one micro-batch (activations are planned for it).
+  CudaTrainModel(const Model& model, const LoraAdapter& lora, Recompute recompute, int64_t max_tokens);
+  // Benchmarks: random bf16 weights made on the GPU (nothing copied from the host).
+  CudaTrainModel(const ModelConfig& cfg, const LoraSpec& spec, Recompute recompute, int64_t max_tokens,
+                 uint64_t seed);
+  ~CudaTrainModel();
+
+  // Same contract as TrainModel: gradients accumulate; returns the sum of token losses.
+  double forward_backward(const TokenBatch& batch, float grad_scale, uint64_t dropout_seed);
+  double loss_only(const TokenBatch& batch);
+  // Global L2 norm of the gradients; scales them to max_norm when above it (max_norm > 0).
+  double clip_grad_norm(double max_norm);
+  // One AdamW step over every adapter tensor (torch semantics), then zeroes the gradients.
+  void optimizer_step(const train::AdamWOptions& o);
+  void zero_grad();
+  int64_t optimizer_steps() const;
+
+  // Host <-> device copies for checkpoints: the adapter's f32 tensors and the AdamW moments
+  // (in the order of the host optimizer's params: every module's A then B, layer by layer).
+  void download(LoraAdapter& lora, train::AdamW* opt) const;
+  void upload(const LoraAdapter& lora, train::AdamW* opt, int64_t steps);
+
+  // The accumulated gradients, into an adapter-shaped host object (tests compare them with
+  // the CPU trainer's).
+  void download_grads(LoraAdapter& grads) const;
+
+  const TrainMemoryPlan& plan() const;
+  // Device memory in use by this process now (cudaMemGetInfo: total - free) and the lowest free
+  // seen since construction, for checking the plan.
+  static size_t device_used_bytes();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Why the GPU cannot train here ("" when it can): no device, compute capability < 8.0.
+std::string cuda_training_unavailable_reason();
+
+}  // namespace brisk::cuda

@@ -1,0 +1,83 @@
+#include "train/cuda/cuda_train_bench.h"
+
+#include <cuda_runtime.h>
+
+#include <chrono>
+
+#include "backend/cuda/cuda_check.h"
+#include "core/rng.h"
+#include "model/cuda/cuda_train_model.h"
+#include "train/optimizer.h"
+
+namespace brisk::train {
+
+double lora_train_flops_per_token(const ModelConfig& c, const LoraSpec& s, int64_t seq) {
+  double base = 0, lora = 0;
+  for (int j = 0; j < kNumProj; ++j) {
+    const double in = double(proj_in(c, Proj(j))), out = double(proj_out(c, Proj(j)));
+    base += in * out;
+    if (s.targets[size_t(j)]) lora += double(s.r) * (in + out);
+  }
+  base *= double(c.num_layers);
+  lora *= double(c.num_layers);
+  const double head = double(c.hidden_size) * double(c.vocab_size);
+  const double avg_ctx = (double(seq) + 1.0) / 2.0;
+  const double attn_fwd = 4.0 * avg_ctx * double(c.num_heads * c.head_dim) * double(c.num_layers);
+  return 4.0 * base + 4.0 * head + 6.0 * lora + 3.5 * attn_fwd;
+}
+
+nlohmann::json run_cuda_train_bench(const CudaTrainBenchArgs& a) {
+  using clock = std::chrono::steady_clock;
+  const ModelConfig& c = a.model;
+  const int64_t T = a.batch * a.seq;
+  BRISK_CUDA_CHECK(cudaFree(nullptr));  // create the context before measuring memory
+  const size_t used0 = cuda::CudaTrainModel::device_used_bytes();
+  cuda::CudaTrainModel gpu(c, a.lora, a.recompute, T, 1);
+  const size_t used_alloc = cuda::CudaTrainModel::device_used_bytes();
+
+  Rng rng(5);
+  TokenBatch b;
+  b.cu_seqlens.push_back(0);
+  for (int64_t s = 0; s < a.batch; ++s) {
+    for (int64_t i = 0; i < a.seq; ++i) {
+      int32_t id = int32_t(rng.below(uint64_t(c.vocab_size)));
+      b.ids.push_back(id);
+      b.labels.push_back(id);
+      b.positions.push_back(int32_t(i));
+    }
+    b.cu_seqlens.push_back(int32_t(b.ids.size()));
+  }
+  const float scale = 1.0f / float(b.label_count());
+  size_t peak = used_alloc;
+  double loss = 0;
+  auto step = [&] {
+    loss = gpu.forward_backward(b, scale, 1) * double(scale);
+    peak = std::max(peak, cuda::CudaTrainModel::device_used_bytes());
+    gpu.clip_grad_norm(1.0);
+    gpu.optimizer_step({1e-4, 0.9, 0.999, 1e-8, 0.0});
+  };
+  step();  // warm-up: cuBLASLt plans, first-touch
+  BRISK_CUDA_CHECK(cudaDeviceSynchronize());
+  auto t0 = clock::now();
+  for (int64_t i = 0; i < a.steps; ++i) step();
+  BRISK_CUDA_CHECK(cudaDeviceSynchronize());
+  const double dt = std::chrono::duration<double>(clock::now() - t0).count() / double(a.steps);
+  peak = std::max(peak, cuda::CudaTrainModel::device_used_bytes());
+
+  const double tps = double(T) / dt;
+  const double flops = lora_train_flops_per_token(c, a.lora, a.seq);
+  const double gib = double(1ull << 30);
+  const double plan = double(gpu.plan().total());
+  const double measured = double(peak - used0);
+  cudaDeviceProp prop{};
+  int dev = 0;
+  cudaGetDevice(&dev);
+  cudaGetDeviceProperties(&prop, dev);
+  const char* rc = a.recompute == Recompute::None ? "none" : a.recompute == Recompute::Selective ? "selective" : "full";
+  return {{"bench", "train"}, {"device", "cuda"}, {"gpu", prop.name}, {"batch", a.batch}, {"seq", a.seq},
+          {"lora_r", a.lora.r}, {"recompute", rc}, {"step_s", dt}, {"tokens_per_s", tps},
+          {"tflops", tps * flops / 1e12}, {"flops_per_token", flops}, {"loss", loss},
+          {"peak_gib", measured / gib}, {"plan_gib", plan / gib}, {"peak_over_plan", measured / plan}};
+}
+
+}  // namespace brisk::train

@@ -1,0 +1,28 @@
+// `brisk bench train --device cuda`: LoRA training throughput on the GPU for a preset shape
+// with random weights made on the device (an 8B model needs no host copy and no disk).
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include "model/config.h"
+#include "model/lora.h"
+#include "model/train_model.h"
+
+namespace brisk::train {
+
+struct CudaTrainBenchArgs {
+  ModelConfig model;
+  LoraSpec lora;
+  Recompute recompute = Recompute::None;
+  int64_t batch = 2, seq = 2048, steps = 5;
+};
+
+// Model FLOPs per trained token (what "achieved TFLOP/s" counts; recomputation not counted):
+// base linears forward + input-gradient backward (4 N), LM head the same (4 H V), LoRA forward +
+// both gradients (6 r (in + out) per module), causal attention forward 4 * avg_ctx * nh * hd
+// per layer and backward 2.5x that (the FlashAttention convention).
+double lora_train_flops_per_token(const ModelConfig& c, const LoraSpec& s, int64_t seq);
+
+// Runs one warm-up step and `steps` timed ones; returns the JSON line's fields.
+nlohmann::json run_cuda_train_bench(const CudaTrainBenchArgs& a);
+
+}  // namespace brisk::train

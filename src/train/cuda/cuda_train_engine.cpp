@@ -1,0 +1,69 @@
+#include "train/cuda/cuda_train_engine.h"
+
+#include "core/error.h"
+#include "core/log.h"
+#include "model/cuda/cuda_train_model.h"
+#include "train/train_config.h"
+
+namespace brisk::train {
+namespace {
+
+class CudaTrainEngine : public TrainEngine {
+ public:
+  CudaTrainEngine(Model& model, LoraAdapter& lora, Recompute rc, int64_t max_tokens)
+      : lora_(lora), gpu_(model, lora, rc, max_tokens), adam_(host_params(lora)) {
+    log_info("training on the GPU; memory plan:\n", gpu_.plan().table());
+  }
+  std::string device() const override { return "cuda"; }
+  double forward_backward(const TokenBatch& b, float s, uint64_t seed) override {
+    return gpu_.forward_backward(b, s, seed);
+  }
+  double loss_only(const TokenBatch& b) override { return gpu_.loss_only(b); }
+  double clip_grad_norm(double max_norm) override { return gpu_.clip_grad_norm(max_norm); }
+  void optimizer_step(const AdamWOptions& o) override { gpu_.optimizer_step(o); }
+  std::vector<TrainGrad>& params() override { return params_; }
+  AdamW& optimizer() override { return adam_; }
+  void sync_to_host() override { gpu_.download(lora_, &adam_); }
+  void sync_from_host() override { gpu_.upload(lora_, &adam_, adam_.steps()); }
+
+ private:
+  // The host adapter's tensors in TrainModel's order (each module's A, then B), with host
+  // gradient buffers that stay unused (gradients live on the GPU).
+  std::vector<Param> host_params(LoraAdapter& lora) {
+    std::vector<Param> p;
+    for (size_t l = 0; l < lora.layers.size(); ++l)
+      for (int j = 0; j < kNumProj; ++j) {
+        const LoraModule& m = lora.layers[l][size_t(j)];
+        if (!m.defined()) continue;
+        for (bool is_b : {false, true}) {
+          const Tensor& t = is_b ? m.B : m.A;
+          std::string name = LoraAdapter::peft_name(int64_t(l), Proj(j), is_b);
+          params_.push_back({name, t, Tensor(), true});
+          p.push_back({name, t, t, true});  // AdamW only sizes its moments from these
+        }
+      }
+    return p;
+  }
+  LoraAdapter& lora_;
+  std::vector<TrainGrad> params_;
+  cuda::CudaTrainModel gpu_;
+  AdamW adam_;
+};
+
+}  // namespace
+
+std::string cuda_train_engine_unavailable(const TrainConfig& cfg) {
+  std::string why = cuda::cuda_training_unavailable_reason();
+  if (!why.empty()) return why;
+  if (cfg.method != "lora") return "full fine-tuning runs on the CPU only in this version (method: lora runs on the GPU)";
+  return "";
+}
+
+std::unique_ptr<TrainEngine> make_cuda_train_engine(const TrainConfig& cfg, Model& model, LoraAdapter* lora,
+                                                    Recompute rc, int64_t max_tokens) {
+  BRISK_ASSERT(lora != nullptr);
+  (void)cfg;
+  return std::make_unique<CudaTrainEngine>(model, *lora, rc, max_tokens);
+}
+
+}  // namespace brisk::train
