@@ -26,6 +26,21 @@ Tensor CpuDecoder::forward(const std::vector<SeqChunk>& batch) {
   return model_.forward(batch, cache_);
 }
 
+std::vector<int32_t> Decoder::forward_sample(const std::vector<SeqChunk>& batch, std::vector<Sampler*>& samplers,
+                                            const std::vector<const std::vector<int32_t>*>& histories) {
+  BRISK_CHECK(samplers.size() == batch.size() && histories.size() == batch.size(), "forward_sample: ", batch.size(),
+              " chunks need as many samplers and histories (got ", samplers.size(), " and ", histories.size(), ")");
+  Tensor logits = forward(batch);
+  const int64_t vocab = config().vocab_size;
+  std::vector<int32_t> ids;
+  int64_t row = 0;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    row += batch[i].all_logits ? int64_t(batch[i].tokens.size()) : 1;  // past this chunk's rows
+    ids.push_back(samplers[i]->sample(logits.f32() + (row - 1) * vocab, vocab, *histories[i]));
+  }
+  return ids;
+}
+
 std::unique_ptr<Decoder> make_decoder(Model& model, const std::string& device) {
   BRISK_CHECK(device == "cpu" || device == "cuda" || device == "auto", "unknown device '", device,
               "' (expected cpu, cuda or auto)");

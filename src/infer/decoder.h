@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "infer/sampler.h"
 #include "model/config.h"
 #include "model/model.h"
 
@@ -37,6 +38,14 @@ class Decoder {
 
   // Applies (or removes, with null) a LoRA adapter to every following forward. Not owned.
   virtual void set_adapter(const LoraAdapter* adapter) = 0;
+
+  // forward(batch), then the next token of every chunk: samplers[i] picks from chunk i's last
+  // logits row with histories[i] (prompt + generated ids, for the penalties). One sampler and one
+  // history per chunk. The default samples on the host; a device decoder may sample where the
+  // logits are and copy back only the ids (the CUDA decoder does; its random draw may differ
+  // from the host Sampler's, its greedy choice never does).
+  virtual std::vector<int32_t> forward_sample(const std::vector<SeqChunk>& batch, std::vector<Sampler*>& samplers,
+                                              const std::vector<const std::vector<int32_t>*>& histories);
 };
 
 // The reference decoder: Model::forward over a host KVCache.

@@ -50,14 +50,16 @@ GenerateResult generate(Decoder& model, const text::Tokenizer* tok, const std::v
   if (tok) dec = std::make_unique<text::StreamDecoder>(*tok, /*skip_special_tokens=*/true);
   size_t emitted = 0;   // bytes of res.text already passed to on_text
 
+  // Sampling goes through the decoder, so a GPU decoder copies back one id per step, not logits.
+  std::vector<Sampler*> samplers{&sampler};
+  std::vector<const std::vector<int32_t>*> histories{&history};
   auto t0 = clock::now();
-  Tensor logits = model.forward({SeqChunk{0, prompt, false}});
+  int32_t id = model.forward_sample({SeqChunk{0, prompt, false}}, samplers, histories)[0];
   res.prefill_seconds = std::chrono::duration<double>(clock::now() - t0).count();
   auto t1 = clock::now();
   res.finish_reason = "length";
   bool cut = false;  // text was cut at a stop string: nothing more to decode
   for (int64_t step = 0; step < opt.max_tokens; ++step) {
-    int32_t id = sampler.sample(logits.f32(), vocab, history);
     res.ids.push_back(id);
     history.push_back(id);
     bool is_stop_id = std::find(opt.stop_ids.begin(), opt.stop_ids.end(), int64_t(id)) != opt.stop_ids.end();
@@ -83,7 +85,7 @@ GenerateResult generate(Decoder& model, const text::Tokenizer* tok, const std::v
     }
     if (step + 1 == opt.max_tokens) break;
     if (model.length(0) >= ctx) break;
-    logits = model.forward({SeqChunk{0, {id}, false}});
+    id = model.forward_sample({SeqChunk{0, {id}, false}}, samplers, histories)[0];
   }
   if (dec && !cut) {
     res.text += dec->flush();

@@ -45,6 +45,9 @@ class Sampler {
   int32_t sample(float* logits, int64_t vocab, const std::vector<int32_t>& history);
 
   const SamplingParams& params() const { return p_; }
+  // The next uniform number in [0, 1) of this sampler's stream, for a device that draws the
+  // token itself (infer/cuda): the seed still fixes the output.
+  double next_uniform() { return rng_.uniform_double(); }
 
  private:
   void apply_penalties(float* logits, int64_t vocab, const std::vector<int32_t>& history);
