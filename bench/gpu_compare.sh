@@ -11,10 +11,11 @@ WHICH=${1:-all}
 STEPS=${2:-5}
 OUT=${OUT:-/tmp/brisk-bench}
 mkdir -p "$OUT"
-BRISK=${BRISK:-.device/brisk}
+BRISK=${BRISK:-.device/bin/brisk}
 HF=${HF_BASELINE:-../shared/bench/hf_peft_baseline.py}
 [ -f "$HF" ] || HF=bench/hf_peft_baseline.py
-export LD_LIBRARY_PATH="$PWD/.device/lib:${LD_LIBRARY_PATH:-}"
+[ -x "$BRISK" ] || tar -C .device -xJf .device/bin.tar.xz
+export LD_LIBRARY_PATH="$PWD/.device/bin/lib:${LD_LIBRARY_PATH:-}"
 
 # shape preset batch seq hf_grad_ckpt brisk_recompute
 CASES=()

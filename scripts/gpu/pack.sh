@@ -6,14 +6,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
-mkdir -p .device/lib
-strip -o .device/brisk "$BUILD/brisk"
+rm -rf .device/bin && mkdir -p .device/bin/lib
+strip -o .device/bin/brisk "$BUILD/brisk"
 if [ -f "$BUILD/tests/brisk_ops_tests" ]; then
-  strip -o .device/brisk_ops_tests "$BUILD/tests/brisk_ops_tests"
+  strip -o .device/bin/brisk_ops_tests "$BUILD/tests/brisk_ops_tests"
 fi
-for so in $(ldd .device/brisk | awk '/libcpp-httplib|libbrotli/ {print $3}'); do
-  cp -L "$so" .device/lib/
+for so in $(ldd .device/bin/brisk | awk '/libcpp-httplib|libbrotli/ {print $3}'); do
+  cp -L "$so" .device/bin/lib/
 done
+ldd .device/bin/brisk | grep -v -E "linux-vdso|libc.so|libm.so|libstdc|libgcc|ld-linux|libpthread|libdl|librt|libcublas|libcuda" || true
+# Two ~30 MB binaries do not fit the carry limit uncompressed; scripts/gpu/suite.sh unpacks.
+tar -C .device -cf - bin | xz -T2 -3 > .device/bin.tar.xz
+rm -rf .device/bin .device/brisk .device/brisk_ops_tests .device/lib
 if [ ! -f .device/tok.tar.xz ]; then
   tmp=$(mktemp -d)
   for t in llama3 qwen3 gemma3 llama2; do
@@ -23,5 +27,4 @@ if [ ! -f .device/tok.tar.xz ]; then
   tar -C "$tmp" -cJf .device/tok.tar.xz tok
   rm -rf "$tmp"
 fi
-ldd .device/brisk | grep -v -E "linux-vdso|libc.so|libm.so|libstdc|libgcc|ld-linux|libpthread|libdl|librt|libcublas|libcuda" || true
 du -sh .device

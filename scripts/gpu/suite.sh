@@ -8,10 +8,12 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/brisk-out}
 mkdir -p "$OUT"
-export LD_LIBRARY_PATH="$PWD/.device/lib:${LD_LIBRARY_PATH:-}"
 tmp=$(mktemp -d)
 tar -C "$tmp" -xJf .device/tok.tar.xz
-export BRISK_TEST_TOKENIZERS="$tmp/tok" BRISK_TEST_BINARY="$PWD/.device/brisk" BRISK_TEST_SOURCE_DIR="$PWD"
+# The binaries travel compressed (scripts/gpu/pack.sh); unpacked into .device/bin once.
+[ -x .device/bin/brisk ] || tar -C .device -xJf .device/bin.tar.xz
+export LD_LIBRARY_PATH="$PWD/.device/bin/lib:${LD_LIBRARY_PATH:-}"
+export BRISK_TEST_TOKENIZERS="$tmp/tok" BRISK_TEST_BINARY="$PWD/.device/bin/brisk" BRISK_TEST_SOURCE_DIR="$PWD"
 nvidia-smi --query-gpu=name,memory.total,memory.used,clocks.max.sm --format=csv > "$OUT/gpu.txt" 2>&1
 stages=("$@")
 [ ${#stages[@]} -eq 0 ] && stages=(ops bench)
@@ -19,7 +21,7 @@ rc=0
 for s in "${stages[@]}"; do
   case "$s" in
     ops)
-      ./.device/brisk_ops_tests --gtest_color=no ${GTEST_FILTER:+--gtest_filter=$GTEST_FILTER} > "$OUT/ops_tests.txt" 2>&1 || rc=1
+      ./.device/bin/brisk_ops_tests --gtest_color=no ${GTEST_FILTER:+--gtest_filter=$GTEST_FILTER} > "$OUT/ops_tests.txt" 2>&1 || rc=1
       grep -E "^\[  (PASSED|FAILED|SKIPPED) |tests ran" "$OUT/ops_tests.txt" | tail -20 ;;
     bench)
       OUT="$OUT" bash bench/gpu_compare.sh "${BENCH_WHICH:-all}" "${BENCH_STEPS:-5}" || rc=1 ;;

@@ -7,8 +7,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 
 #include "common/train_job.h"
+#include "infer/decoder.h"
 #include "infer/generate.h"
 #include "model/cuda/cuda_train_model.h"
 #include "model/init_model.h"
@@ -64,9 +66,12 @@ LoraAdapter zero_like(const ModelConfig& c, const LoraSpec& s) {
   return a;
 }
 
-// max over tensors of max|gpu - cpu| / max|cpu|, printing the worst tensor.
+// Per tensor: the L2-relative error ||gpu - cpu|| / ||cpu|| (returned: the worst tensor's) and
+// max|gpu - cpu| / max|cpu| (printed). bf16 activations make the max metric noisy on tensors
+// whose gradient is a small difference of large terms (k_proj through attention's dS), so the
+// bound is on the L2 metric; a wrong gradient is off by O(1) on both.
 double worst_grad_error(const LoraAdapter& gpu, const LoraAdapter& cpu, const char* label) {
-  double worst = 0;
+  double worst = 0, worst_max = 0;
   std::string where;
   for (size_t l = 0; l < cpu.layers.size(); ++l)
     for (int p = 0; p < kNumProj; ++p) {
@@ -77,16 +82,23 @@ double worst_grad_error(const LoraAdapter& gpu, const LoraAdapter& cpu, const ch
         const Tensor& ct = is_b ? c.B : c.A;
         const Tensor& gt = is_b ? g.B : g.A;
         std::vector<float> want(ct.f32(), ct.f32() + ct.numel()), got(gt.f32(), gt.f32() + gt.numel());
-        double e = max_rel_err(got, want);
+        worst_max = std::max(worst_max, max_rel_err(got, want));
+        double d2 = 0, r2 = 0;
+        for (size_t i = 0; i < want.size(); ++i) {
+          d2 += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
+          r2 += double(want[i]) * want[i];
+        }
+        double e = std::isfinite(d2) ? std::sqrt(d2 / std::max(r2, 1e-300)) : INFINITY;
         if (e > worst) worst = e, where = LoraAdapter::peft_name(int64_t(l), Proj(p), is_b);
       }
     }
-  std::printf("  %s: worst LoRA gradient max_rel_err %.3g (%s)\n", label, worst, where.c_str());
+  std::printf("  %s: worst LoRA gradient L2-relative error %.3g (%s); worst max_rel_err %.3g\n", label, worst,
+              where.c_str(), worst_max);
   return worst;
 }
 
-// bf16 weights and activations through a few layers: the gradient metric lands near 1e-2.
-constexpr double kLossTol = 5e-3, kGradTol = 4e-2;
+// bf16 weights and activations through up to 8 layers: measured loss 2e-4..7e-4 relative.
+constexpr double kLossTol = 3e-3, kGradTol = 3e-2;
 
 TEST(CudaTrain, OneStepMatchesTheCpuTrainer) {
   BRISK_REQUIRE_CUDA_DEVICE();
@@ -164,51 +176,137 @@ TEST(CudaTrain, DropoutMasksAreRegeneratedByRecompute) {
   EXPECT_GE(worst_grad_error(g_other, g_none, "dropout, another seed"), 1e-2);
 }
 
-TEST(CudaTrain, LossCurveFollowsTheCpuAndTheAdapterWorksOnTheCpu) {
+TEST(CudaTrain, LossCurveFollowsTheCpu) {
   BRISK_REQUIRE_CUDA_DEVICE();
+  // A gentle learning rate: with lr 1e-2 the tiny model's trajectory is chaotic and any
+  // rounding difference grows; at 2e-3 the curves must agree step by step.
   testing::Job cpu_job("qwen3", "qwen3"), gpu_job("qwen3", "qwen3");
   train::TrainConfig cc = cpu_job.config(), gc = gpu_job.config();
   for (auto* c : {&cc, &gc}) {
-    c->max_steps = 150;
-    c->batch_size = 6;
+    c->max_steps = 20;
+    c->batch_size = 3;
+    c->learning_rate = 2e-3;
   }
   gc.device = "cuda";
   ASSERT_EQ(train::run_training(cc, testing::quiet()), train::TrainOutcome::Completed);
   ASSERT_EQ(train::run_training(gc, testing::quiet()), train::TrainOutcome::Completed);
   auto mc = cpu_job.metrics(), mg = gpu_job.metrics();
-  ASSERT_EQ(mc.size(), 150u);
-  ASSERT_EQ(mg.size(), 150u);
-  // The first 20 steps (before the loss is tiny): relative difference per step.
+  ASSERT_EQ(mc.size(), 20u);
+  ASSERT_EQ(mg.size(), 20u);
   double worst = 0;
-  for (size_t i = 0; i < 20; ++i) {
+  for (size_t i = 0; i < mc.size(); ++i) {
     double a = mc[i]["loss"], g = mg[i]["loss"];
     worst = std::max(worst, std::abs(a - g) / std::abs(a));
   }
-  std::printf("loss cpu %.4f -> %.4f, gpu %.4f -> %.4f; worst relative step difference (steps 1-20) %.3g\n",
+  std::printf("loss cpu %.4f -> %.4f, gpu %.4f -> %.4f; worst relative step difference %.3g\n",
               double(mc.front()["loss"]), double(mc.back()["loss"]), double(mg.front()["loss"]),
               double(mg.back()["loss"]), worst);
-  EXPECT_LE(worst, 5e-2);
-  EXPECT_LT(double(mg.back()["loss"]), 0.2);
+  EXPECT_LE(worst, 2e-2);
+  EXPECT_LT(double(mg.back()["loss"]), 0.6 * double(mg.front()["loss"])) << "the loss must fall";
+}
 
-  // The GPU-trained adapter, generating on the CPU, reproduces every trained answer.
-  auto model = Model::load(gpu_job.model);
-  LoraAdapter ad = load_peft_adapter(gpu_job.out, model->config());
-  model->set_adapter(&ad);
-  text::Tokenizer tok = text::Tokenizer::load(gpu_job.model);
-  auto src = text::find_chat_template(gpu_job.model, false);
+TEST(CudaTrain, AdapterTrainedOnTheGpuGeneratesTheSameOnCpuAndGpu) {
+  BRISK_REQUIRE_CUDA_DEVICE();
+  testing::Job job("qwen3", "qwen3");
+  train::TrainConfig c = job.config();
+  c.max_steps = 150;
+  c.batch_size = 6;
+  c.device = "cuda";
+  ASSERT_EQ(train::run_training(c, testing::quiet()), train::TrainOutcome::Completed);
+  auto m = job.metrics();
+  std::printf("gpu training loss %.4f -> %.4f\n", double(m.front()["loss"]), double(m.back()["loss"]));
+  EXPECT_LT(double(m.back()["loss"]), 0.2);
+
+  auto model = Model::load(job.model);
+  LoraAdapter ad = load_peft_adapter(job.out, model->config());
+  text::Tokenizer tok = text::Tokenizer::load(job.model);
+  auto src = text::find_chat_template(job.model, false);
   ASSERT_TRUE(src.has_value());
   text::ChatTemplate tmpl(src->text, src->origin);
+  infer::CpuDecoder cpu(*model);
+  cpu.set_adapter(&ad);
+  auto gpu = infer::make_decoder(*model, "cuda");
+  gpu->set_adapter(&ad);
   for (auto& [q, a] : testing::kFacts) {
     nlohmann::ordered_json msgs = nlohmann::ordered_json::array();
     msgs.push_back({{"role", "user"}, {"content", q}});
     std::string prompt = tmpl.render(msgs, nullptr, true, tok.bos_token(), tok.eos_token());
     infer::GenerateOptions go;
     go.sampling.temperature = 0;
-    go.max_tokens = 12;
+    go.max_tokens = 16;
     go.stop_ids = model->config().eos_token_ids;
-    auto r = infer::generate(*model, &tok, tok.encode(prompt, false), go);
-    EXPECT_EQ(r.text, a) << q;
+    auto rc = infer::generate(cpu, &tok, tok.encode(prompt, false), go);
+    auto rg = infer::generate(*gpu, &tok, tok.encode(prompt, false), go);
+    // Qwen3's template renders an empty think block before trained answers; the model learns it.
+    const std::string think = "<think>\n\n</think>\n\n";
+    std::string answer = rc.text.rfind(think, 0) == 0 ? rc.text.substr(think.size()) : rc.text;
+    EXPECT_EQ(answer, a) << q;
+    EXPECT_EQ(rc.ids, rg.ids) << q << ": cpu '" << rc.text << "' gpu '" << rg.text << "'";
   }
+}
+
+}  // namespace
+}  // namespace brisk::ops_test
+
+namespace brisk::ops_test {
+namespace {
+
+TEST(CudaTrain, RefusesToStartWhenThePlanDoesNotFit) {
+  BRISK_REQUIRE_CUDA_DEVICE();
+  InitModelOptions o;
+  o.preset = "8b";
+  o.vocab_size = 128256;
+  ModelConfig c = preset_config(o);
+  LoraSpec s;
+  s.targets.fill(true);
+  const size_t before = cuda::CudaTrainModel::device_used_bytes();
+  try {
+    cuda::CudaTrainModel m(c, s, Recompute::None, 64 * 8192, 1);  // ~1 TB of activations
+    FAIL() << "a plan far over the device memory must be refused";
+  } catch (const Error& e) {
+    std::string msg = e.what();
+    std::printf("refusal: %s\n", msg.c_str());
+    EXPECT_NE(msg.find("GiB of GPU memory but"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("activations"), std::string::npos) << "the message carries the breakdown";
+    EXPECT_NE(msg.find("try: recompute"), std::string::npos) << "and a suggestion";
+  }
+  // Nothing was allocated before the refusal.
+  EXPECT_LE(cuda::CudaTrainModel::device_used_bytes(), before + (size_t(64) << 20));
+}
+
+}  // namespace
+}  // namespace brisk::ops_test
+
+namespace brisk::ops_test {
+namespace {
+
+// A GPU run checkpointed at step 3 and resumed (adapter, AdamW moments and step count go through
+// the host checkpoint files) follows the straight run; not bit for bit, since the attention
+// backward accumulates dq with atomics.
+TEST(CudaTrain, ResumeFromACheckpointContinuesTheRun) {
+  BRISK_REQUIRE_CUDA_DEVICE();
+  testing::Job straight("qwen3", "qwen3"), split("qwen3", "qwen3");
+  train::TrainConfig c = straight.config();
+  c.device = "cuda";
+  c.lora.dropout = 0.1;
+  ASSERT_EQ(train::run_training(c, testing::quiet()), train::TrainOutcome::Completed);
+  train::TrainConfig c1 = split.config();
+  c1.device = "cuda";
+  c1.lora.dropout = 0.1;
+  c1.save_steps = 3;
+  ASSERT_EQ(train::run_training(c1, testing::quiet()), train::TrainOutcome::Completed);
+  std::filesystem::remove_all(split.out + "/checkpoints/checkpoint-6");
+  train::TrainerOptions r = testing::quiet();
+  r.resume = true;
+  ASSERT_EQ(train::run_training(c1, r), train::TrainOutcome::Completed);
+  auto a = straight.metrics(), b = split.metrics();
+  ASSERT_EQ(a.size(), 6u);
+  ASSERT_EQ(b.size(), 6u);
+  double worst = 0;
+  for (size_t i = 0; i < a.size(); ++i)
+    worst = std::max(worst, std::abs(double(a[i]["loss"]) - double(b[i]["loss"])) / std::abs(double(a[i]["loss"])));
+  std::printf("resume: worst relative loss difference over 6 steps %.3g\n", worst);
+  EXPECT_LE(worst, 1e-3);
 }
 
 }  // namespace

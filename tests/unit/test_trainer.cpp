@@ -177,3 +177,25 @@ TEST(Trainer, NanLossStopsAndKeepsTheLastCheckpoint) {
 
 }  // namespace
 }  // namespace brisk
+
+namespace brisk {
+namespace {
+// device: cuda where no GPU can train: one clear line, before any step (CI has no GPU).
+TEST(Trainer, DeviceCudaWithoutAUsableGpuIsAClearError) {
+  testing::Job job;
+  train::TrainConfig c = job.config();
+  c.device = "cuda";
+  try {
+    train::run_training(c, quiet());
+    GTEST_SKIP() << "this machine has a usable GPU: the GPU tests (tests/ops) cover training there";
+  } catch (const Error& e) {
+    std::string msg = e.what();
+    EXPECT_EQ(msg.rfind("device: cuda: ", 0), 0u) << msg;
+    EXPECT_TRUE(msg.find("no CUDA device") != std::string::npos || msg.find("without CUDA") != std::string::npos ||
+                msg.find("compute capability") != std::string::npos)
+        << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << "one line: " << msg;
+  }
+}
+}  // namespace
+}  // namespace brisk
