@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs ON THE GPU MACHINE (device tool) from the repository root, with `.device` carried:
 #   .device/tok.tar.xz  real tokenizer folders (scripts/gpu/pack.sh makes it)
-#   .device/brisk       the brisk binary built here (static apart from glibc/libstdc++/CUDA)
+#   .device/bin.tar.xz  the brisk binary built here (scripts/gpu/pack.sh; unpacked to .device/bin)
 # Regenerates the golden references and the text benchmarks, writing everything to $OUT:
 #   tokenizer_refs.json chat_refs.json model_refs.json train_refs.json train_*.safetensors
 #                                                       -> commit under tests/golden/data/
@@ -11,8 +11,9 @@ set -euo pipefail
 export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 TR=/tmp/brisk-tok
 mkdir -p "$TR" && tar -C "$TR" -xJf .device/tok.tar.xz
-BRISK=.device/brisk
-chmod +x "$BRISK"
+[ -x .device/bin/brisk ] || tar -C .device -xJf .device/bin.tar.xz
+export LD_LIBRARY_PATH="$PWD/.device/bin/lib:${LD_LIBRARY_PATH:-}"
+BRISK=.device/bin/brisk
 what=${1:-all}
 if [ "$what" = all ] || [ "$what" = text ]; then
   python3 tests/golden/make_text_refs.py --tok-root "$TR/tok" --out "$OUT" \
