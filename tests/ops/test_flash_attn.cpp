@@ -182,6 +182,42 @@ TEST(CudaFlashAttn, WindowExtremes) {
   run_case(Case{{0, 300}, 4, 4, 128, 100, false}, FlashAttnImpl::TensorCores, rng);
 }
 
+// max_seqlen is the caller's promise (cu_seqlens lives on the device): a segment longer than
+// it must come back as NaN rows past max_seqlen rounded up to the 64-row tile, never stale.
+TEST(CudaFlashAttn, UndersizedMaxSeqlenGivesNaN) {
+  BRISK_REQUIRE_CUDA_DEVICE();
+  Rng rng(504);
+  const int64_t T = 100;
+  const int nh = 2, hd = 32;
+  const size_t n = size_t(T) * nh * hd;
+  auto q = random_bf16(rng, n, -1.0f, 1.0f), k = random_bf16(rng, n, -1.0f, 1.0f), v = random_bf16(rng, n, -1.0f, 1.0f);
+  FlashAttnShape s;
+  s.tokens = T;
+  s.n_seg = 1;
+  s.max_seqlen = 40;  // one 64-row tile covers rows 0..63
+  s.n_heads = s.n_kv_heads = nh;
+  s.head_dim = hd;
+  s.scale = 0.2f;
+  DeviceBuffer d_q = to_device(q), d_k = to_device(k), d_v = to_device(v);
+  DeviceBuffer d_cu = to_device(std::vector<int32_t>{0, int32_t(T)});
+  DeviceBuffer d_out = to_device(std::vector<uint16_t>(n, 0)), d_lse = to_device(std::vector<float>(size_t(T) * nh, 0.0f));
+  cuda::launch_flash_attn_forward(bf16(d_q), bf16(d_k), bf16(d_v), d_cu.as<int32_t>(), s, bf16(d_out), d_lse.as<float>(),
+                                  nullptr);
+  auto out = bf16_to_f32(from_device<uint16_t>(d_out, n));
+  auto lse = from_device<float>(d_lse, size_t(T) * nh);
+  int64_t finite_rows = 0, nan_rows = 0;
+  for (int64_t t = 0; t < T; ++t)
+    for (int h = 0; h < nh; ++h) {
+      const float o = out[size_t((t * nh + h) * hd)], l = lse[size_t(t * nh + h)];
+      if (t < 64) finite_rows += std::isfinite(o) && std::isfinite(l);
+      else nan_rows += std::isnan(o) && std::isnan(l);
+    }
+  std::printf("  rows 0..63 finite: %lld of %d, rows 64..99 NaN: %lld of %d\n", (long long)finite_rows, 64 * nh,
+              (long long)nan_rows, 36 * nh);
+  EXPECT_EQ(finite_rows, 64 * nh);
+  EXPECT_EQ(nan_rows, 36 * nh);
+}
+
 // Host-side validation: runs everywhere, before any CUDA call.
 TEST(CudaFlashAttn, RejectsBadShapes) {
   FlashAttnShape ok;

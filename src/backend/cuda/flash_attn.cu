@@ -42,6 +42,7 @@ constexpr int kBM = 64;            // query rows per tile
 constexpr int kBN = 64;            // key rows per tile
 constexpr int kFwdThreads = 128;   // 4 warps; ~111 KB of shared memory at hd 128: 2 CTAs per SM
 constexpr int kBwdThreads = 256;   // 8 warps; ~187 KB at hd 128: 1 CTA per SM
+static_assert(kBwdThreads / 32 == 2 * (kBN / 16), "backward: 8 warps = 4 key-row slices x 2 column halves");
 constexpr int kPadH = 8;           // bf16 row padding: 16 bytes, staggers banks, keeps rows 16-byte aligned
 constexpr int kPadF = 4;           // f32 row padding: 16 bytes
 constexpr int kMaxGridYZ = 65535;  // CUDA's limit on gridDim.y and gridDim.z
@@ -428,6 +429,21 @@ __global__ void __launch_bounds__(kBwdThreads)
     sdK[i] = 0.0f;
     sdV[i] = 0.0f;
   }
+  // Tensor-core path: dK and dV accumulate in registers over every query tile and head of the
+  // group (no rescale in the backward, so they never leave registers before the end). Warp w
+  // owns key rows kr0 .. kr0 + 15 and columns c0 .. c0 + D/2 - 1 of both.
+  namespace wmma = nvcuda::wmma;
+  const int warp = int(threadIdx.x) / kWarp;
+  const int kr0 = (warp % (kBN / 16)) * 16, c0 = (warp / (kBN / 16)) * (D / 2);
+  constexpr int kAccTiles = D / 2 / 16;
+  wmma::fragment<wmma::accumulator, 16, 16, 16, float> dk_frag[kAccTiles], dv_frag[kAccTiles];
+  if constexpr (kTC) {
+#pragma unroll
+    for (int j = 0; j < kAccTiles; ++j) {
+      wmma::fill_fragment(dk_frag[j], 0.0f);
+      wmma::fill_fragment(dv_frag[j], 0.0f);
+    }
+  }
 
   // Query tiles holding a query that sees a key of [k_first, last_k]: from the diagonal to the
   // end of the segment, or to the last query inside the window of the last key.
@@ -457,14 +473,38 @@ __global__ void __launch_bounds__(kBwdThreads)
         sdS[r * L::kLdP + c] = __float2bfloat16_rn(ds);
       }
       __syncthreads();
-      tile_gemm<kTC, true, false, kBN, D, kBM>(sP, L::kLdP, sdO, L::kLdH, sdV, L::kLdF, true);   // dV += P^T dO
-      tile_gemm<kTC, true, false, kBN, D, kBM>(sdS, L::kLdP, sQ, L::kLdH, sdK, L::kLdF, true);   // dK += dS^T Q
+      if constexpr (kTC) {  // dV += P^T dO, dK += dS^T Q into the warp's register accumulators
+#pragma unroll
+        for (int k0 = 0; k0 < kBM; k0 += 16) {
+          wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::col_major> pt_frag, dst_frag;
+          wmma::load_matrix_sync(pt_frag, sP + k0 * L::kLdP + kr0, unsigned(L::kLdP));
+          wmma::load_matrix_sync(dst_frag, sdS + k0 * L::kLdP + kr0, unsigned(L::kLdP));
+#pragma unroll
+          for (int j = 0; j < kAccTiles; ++j) {
+            wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> b_frag;
+            wmma::load_matrix_sync(b_frag, sdO + k0 * L::kLdH + c0 + j * 16, unsigned(L::kLdH));
+            wmma::mma_sync(dv_frag[j], pt_frag, b_frag, dv_frag[j]);
+            wmma::load_matrix_sync(b_frag, sQ + k0 * L::kLdH + c0 + j * 16, unsigned(L::kLdH));
+            wmma::mma_sync(dk_frag[j], dst_frag, b_frag, dk_frag[j]);
+          }
+        }
+      } else {
+        tile_gemm<false, true, false, kBN, D, kBM>(sP, L::kLdP, sdO, L::kLdH, sdV, L::kLdF, true);   // dV += P^T dO
+        tile_gemm<false, true, false, kBN, D, kBM>(sdS, L::kLdP, sQ, L::kLdH, sdK, L::kLdF, true);   // dK += dS^T Q
+      }
       tile_gemm<kTC, false, false, kBM, D, kBN>(sdS, L::kLdP, sK, L::kLdH, sdQ, L::kLdF, false); // dQ_part = dS K
       __syncthreads();
       for (int i = int(threadIdx.x); i < q_rows * D; i += int(blockDim.x)) {
         const int r = i / D, c = i % D;
         atomicAdd(dq_acc + ((row0 + r) * p.n_heads + h) * D + c, p.scale * sdQ[r * L::kLdF + c]);
       }
+    }
+  }
+  if constexpr (kTC) {
+#pragma unroll
+    for (int j = 0; j < kAccTiles; ++j) {
+      wmma::store_matrix_sync(sdK + kr0 * L::kLdF + c0 + j * 16, dk_frag[j], unsigned(L::kLdF), wmma::mem_row_major);
+      wmma::store_matrix_sync(sdV + kr0 * L::kLdF + c0 + j * 16, dv_frag[j], unsigned(L::kLdF), wmma::mem_row_major);
     }
   }
   __syncthreads();
