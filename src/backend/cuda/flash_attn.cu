@@ -138,6 +138,7 @@ struct Params {
 // accumulators stay in registers across key tiles; O goes through shared memory only when a
 // row's running max moved (to rescale it: WMMA's fragment layout is opaque) and at the end.
 constexpr int kFwdWarps = kFwdThreads / kWarp;
+constexpr float kMaxSlack = 8.0f;  // see the online softmax below
 constexpr int kRowsPerWarp = 16;
 static_assert(kFwdWarps * kRowsPerWarp == kBM, "forward: each warp owns one 16-row slice of the query tile");
 
@@ -248,9 +249,10 @@ __global__ void __launch_bounds__(kFwdThreads)
     }
     __syncwarp();
 
-    // Online softmax, row by row: new running max, P = exp(s - max) (bf16 for the product, its
-    // f32 value into the running sum), alpha = exp(old max - new max) for the row of O. A row
-    // that has seen no visible key yet keeps max -inf and P = 0.
+    // Online softmax, row by row: running max, P = exp(s - max) (bf16 for the product, its f32
+    // value into the running sum), alpha = exp(old max - new max) for the row of O and the sum.
+    // A row that has seen no visible key yet keeps max -inf and P = 0. lse = max + log(sum)
+    // holds whichever max was used.
     bool any_rescale = false;  // warp-uniform: every lane computes the same alphas
     for (int r = r0; r < r0 + kRowsPerWarp; ++r) {
       const int qpos = q_first + r;
@@ -263,7 +265,11 @@ __global__ void __launch_bounds__(kFwdThreads)
         tile_max = fmaxf(tile_max, s[c]);
       }
       tile_max = warp_reduce(tile_max, MaxOp{});
-      const float old_max = sMax[r], new_max = fmaxf(old_max, tile_max);
+      // The running max moves only when the tile's max passes it by kMaxSlack (or it was -inf):
+      // P = exp(s - max) <= e^8 is then harmless in f32 and bf16 (same exponent range), the sum
+      // and O use the same stale max, and most tiles need no rescale of O at all.
+      const float old_max = sMax[r];
+      const float new_max = tile_max > old_max + kMaxSlack ? tile_max : old_max;
       float sum = 0.0f;
 #pragma unroll
       for (int c = 0; c < kBN / kWarp; ++c) {
@@ -272,7 +278,8 @@ __global__ void __launch_bounds__(kFwdThreads)
         sum += e;
       }
       sum = warp_reduce(sum, SumOp{});  // also orders every lane's read of sMax[r] before lane 0's write
-      const float alpha = new_max == -INFINITY ? 1.0f : expf(old_max - new_max);
+      // O and the sum are still zero while the max is -inf: nothing to rescale then.
+      const float alpha = old_max == -INFINITY || new_max == old_max ? 1.0f : expf(old_max - new_max);
       any_rescale |= alpha != 1.0f;
       if constexpr (!kTC)
         for (int c = lane; c < D; c += kWarp) sO[r * L::kLdO + c] *= alpha;
