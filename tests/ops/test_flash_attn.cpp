@@ -37,14 +37,15 @@ struct Case {
   std::vector<int32_t> cu_seqlens;
   int n_heads, n_kv_heads, head_dim, window;
   bool fused_qkv;  // q, k, v as column slices of one [T, (nh + 2 nkv) * hd] buffer
+  float scale_mul = 1.0f;  // scale = scale_mul / sqrt(hd); 12 makes rows peaked (scores' std ~16)
 };
 
 std::string describe(const Case& c, FlashAttnImpl impl) {
   std::string segs;
   for (size_t i = 0; i < c.cu_seqlens.size(); ++i) segs += (i ? "," : "") + std::to_string(c.cu_seqlens[i]);
   char buf[200];
-  std::snprintf(buf, sizeof buf, "%s hd%d %d/%d w%d%s cu{%s}", impl == FlashAttnImpl::Scalar ? "scalar" : "tc",
-                c.head_dim, c.n_heads, c.n_kv_heads, c.window, c.fused_qkv ? " fused" : "", segs.c_str());
+  std::snprintf(buf, sizeof buf, "%s hd%d %d/%d w%d%s x%g cu{%s}", impl == FlashAttnImpl::Scalar ? "scalar" : "tc",
+                c.head_dim, c.n_heads, c.n_kv_heads, c.window, c.fused_qkv ? " fused" : "", c.scale_mul, segs.c_str());
   return buf;
 }
 
@@ -63,7 +64,7 @@ void run_case(const Case& c, FlashAttnImpl impl, Rng& rng) {
   int max_seqlen = 0;
   for (int s = 0; s < n_seg; ++s) max_seqlen = std::max(max_seqlen, c.cu_seqlens[size_t(s) + 1] - c.cu_seqlens[size_t(s)]);
   const size_t nq = size_t(T) * nh * hd, nk = size_t(T) * nkv * hd, nrow = size_t(T) * nh;
-  const float scale = 1.0f / std::sqrt(float(hd));
+  const float scale = c.scale_mul / std::sqrt(float(hd));
 
   // Inputs. |q.k| * scale has a standard deviation near 1.3: peaked and flat rows both occur.
   auto q = random_bf16(rng, nq, -2.0f, 2.0f), k = random_bf16(rng, nk, -2.0f, 2.0f);
@@ -180,6 +181,54 @@ TEST(CudaFlashAttn, WindowExtremes) {
   run_case(Case{{0, 1, 17, 147, 400}, 8, 2, 64, 5000, false}, FlashAttnImpl::TensorCores, rng);
   run_case(Case{{0, 1, 17, 147, 400}, 8, 2, 64, 1, true}, FlashAttnImpl::TensorCores, rng);
   run_case(Case{{0, 300}, 4, 4, 128, 100, false}, FlashAttnImpl::TensorCores, rng);
+}
+
+// Peaked rows: scores spread ~16 wide, so running maxima jump by more than the forward's slack
+// (8) mid-row and the O accumulator is rescaled; a missed rescale fails here at ~1e0.
+TEST(CudaFlashAttn, PeakedScores) {
+  BRISK_REQUIRE_CUDA_DEVICE();
+  Rng rng(505);
+  for (FlashAttnImpl impl : {FlashAttnImpl::TensorCores, FlashAttnImpl::Scalar}) {
+    run_case(Case{{0, 1, 17, 147, 400}, 8, 2, 64, 0, false, 12.0f}, impl, rng);
+    run_case(Case{{0, 1000}, 4, 4, 128, 0, true, 12.0f}, impl, rng);
+    run_case(Case{{0, 65, 129, 130}, 32, 8, 32, 16, false, 12.0f}, impl, rng);
+  }
+}
+
+// max_seqlen is the caller's promise (cu_seqlens lives on the device): a segment longer than
+// it must come back as NaN rows past max_seqlen rounded up to the 64-row tile, never stale.
+TEST(CudaFlashAttn, UndersizedMaxSeqlenGivesNaN) {
+  BRISK_REQUIRE_CUDA_DEVICE();
+  Rng rng(504);
+  const int64_t T = 100;
+  const int nh = 2, hd = 32;
+  const size_t n = size_t(T) * nh * hd;
+  auto q = random_bf16(rng, n, -1.0f, 1.0f), k = random_bf16(rng, n, -1.0f, 1.0f), v = random_bf16(rng, n, -1.0f, 1.0f);
+  FlashAttnShape s;
+  s.tokens = T;
+  s.n_seg = 1;
+  s.max_seqlen = 40;  // one 64-row tile covers rows 0..63
+  s.n_heads = s.n_kv_heads = nh;
+  s.head_dim = hd;
+  s.scale = 0.2f;
+  DeviceBuffer d_q = to_device(q), d_k = to_device(k), d_v = to_device(v);
+  DeviceBuffer d_cu = to_device(std::vector<int32_t>{0, int32_t(T)});
+  DeviceBuffer d_out = to_device(std::vector<uint16_t>(n, 0)), d_lse = to_device(std::vector<float>(size_t(T) * nh, 0.0f));
+  cuda::launch_flash_attn_forward(bf16(d_q), bf16(d_k), bf16(d_v), d_cu.as<int32_t>(), s, bf16(d_out), d_lse.as<float>(),
+                                  nullptr);
+  auto out = bf16_to_f32(from_device<uint16_t>(d_out, n));
+  auto lse = from_device<float>(d_lse, size_t(T) * nh);
+  int64_t finite_rows = 0, nan_rows = 0;
+  for (int64_t t = 0; t < T; ++t)
+    for (int h = 0; h < nh; ++h) {
+      const float o = out[size_t((t * nh + h) * hd)], l = lse[size_t(t * nh + h)];
+      if (t < 64) finite_rows += std::isfinite(o) && std::isfinite(l);
+      else nan_rows += std::isnan(o) && std::isnan(l);
+    }
+  std::printf("  rows 0..63 finite: %lld of %d, rows 64..99 NaN: %lld of %d\n", (long long)finite_rows, 64 * nh,
+              (long long)nan_rows, 36 * nh);
+  EXPECT_EQ(finite_rows, 64 * nh);
+  EXPECT_EQ(nan_rows, 36 * nh);
 }
 
 // Host-side validation: runs everywhere, before any CUDA call.

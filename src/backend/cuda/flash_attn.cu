@@ -42,6 +42,7 @@ constexpr int kBM = 64;            // query rows per tile
 constexpr int kBN = 64;            // key rows per tile
 constexpr int kFwdThreads = 128;   // 4 warps; ~111 KB of shared memory at hd 128: 2 CTAs per SM
 constexpr int kBwdThreads = 256;   // 8 warps; ~187 KB at hd 128: 1 CTA per SM
+static_assert(kBwdThreads / 32 == 2 * (kBN / 16), "backward: 8 warps = 4 key-row slices x 2 column halves");
 constexpr int kPadH = 8;           // bf16 row padding: 16 bytes, staggers banks, keeps rows 16-byte aligned
 constexpr int kPadF = 4;           // f32 row padding: 16 bytes
 constexpr int kMaxGridYZ = 65535;  // CUDA's limit on gridDim.y and gridDim.z
@@ -131,7 +132,16 @@ struct Params {
 };
 
 // ---------------------------------------------------------------------------------------------
-// Forward.
+// Forward. Each warp owns 16 query rows of the tile for the whole kernel: it computes their
+// scores, their softmax and their rows of O, so between the block-wide K/V tile loads a warp
+// only waits for itself (__syncwarp). On the tensor-core path the warp's Q fragments and O
+// accumulators stay in registers across key tiles; O goes through shared memory only when a
+// row's running max moved (to rescale it: WMMA's fragment layout is opaque) and at the end.
+constexpr int kFwdWarps = kFwdThreads / kWarp;
+constexpr float kMaxSlack = 8.0f;  // see the online softmax below
+constexpr int kRowsPerWarp = 16;
+static_assert(kFwdWarps * kRowsPerWarp == kBM, "forward: each warp owns one 16-row slice of the query tile");
+
 template <int D> struct FwdLayout {
   static constexpr int kLdQKV = D + kPadH, kLdS = kBN + kPadF, kLdP = kBN + kPadH, kLdO = D + kPadF;
   static constexpr size_t kQ = 0;
@@ -142,7 +152,8 @@ template <int D> struct FwdLayout {
   static constexpr size_t kO = kP + size_t(kBM) * kLdP * sizeof(bf16);
   static constexpr size_t kRowMax = kO + size_t(kBM) * kLdO * sizeof(float);
   static constexpr size_t kRowSum = kRowMax + kBM * sizeof(float);
-  static constexpr size_t kBytes = kRowSum + kBM * sizeof(float);
+  static constexpr size_t kRowAlpha = kRowSum + kBM * sizeof(float);
+  static constexpr size_t kBytes = kRowAlpha + kBM * sizeof(float);
   static_assert(kK % 32 == 0 && kV % 32 == 0 && kS % 32 == 0 && kP % 32 == 0 && kO % 32 == 0 && kRowMax % 32 == 0,
                 "WMMA tiles need 32-byte aligned bases");
 };
@@ -152,6 +163,7 @@ __global__ void __launch_bounds__(kFwdThreads)
     flash_fwd_kernel(const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v,
                      const int32_t* __restrict__ cu_seqlens, Params p, bf16* __restrict__ out,
                      float* __restrict__ lse) {
+  namespace wmma = nvcuda::wmma;
   using L = FwdLayout<D>;
   extern __shared__ __align__(128) unsigned char smem[];
   bf16* sQ = reinterpret_cast<bf16*>(smem + L::kQ);
@@ -162,6 +174,7 @@ __global__ void __launch_bounds__(kFwdThreads)
   float* sO = reinterpret_cast<float*>(smem + L::kO);
   float* sMax = reinterpret_cast<float*>(smem + L::kRowMax);
   float* sSum = reinterpret_cast<float*>(smem + L::kRowSum);
+  float* sAlpha = reinterpret_cast<float*>(smem + L::kRowAlpha);
 
   const int seg = int(blockIdx.x), h = int(blockIdx.y);
   const int n_qtiles = int(gridDim.z), qt = n_qtiles - 1 - int(blockIdx.z);  // long causal tiles start first
@@ -176,13 +189,28 @@ __global__ void __launch_bounds__(kFwdThreads)
   if (q_first >= seg_len) return;
   const int q_rows = min(kBM, seg_len - q_first), last_q = q_first + q_rows - 1;
   const int kvh = h / p.group;
-  const int warp = int(threadIdx.x) / kWarp, lane = int(threadIdx.x) % kWarp, n_warps = int(blockDim.x) / kWarp;
+  const int warp = int(threadIdx.x) / kWarp, lane = int(threadIdx.x) % kWarp;
+  const int r0 = warp * kRowsPerWarp;           // this warp's rows: r0 .. r0 + 15 of the tile
+  const bool warp_has_rows = r0 < q_rows;       // a short last tile leaves some warps only loading
 
   load_tile<D, kBM>(sQ, L::kLdQKV, q + (seg_begin + q_first) * p.q_stride + h * D, p.q_stride, q_rows);
-  for (int i = int(threadIdx.x); i < kBM * L::kLdO; i += int(blockDim.x)) sO[i] = 0.0f;
-  for (int r = int(threadIdx.x); r < kBM; r += int(blockDim.x)) {
-    sMax[r] = -INFINITY;
-    sSum[r] = 0.0f;
+  for (int i = lane; i < kRowsPerWarp * L::kLdO; i += kWarp) sO[r0 * L::kLdO + i] = 0.0f;
+  if (lane < kRowsPerWarp) {
+    sMax[r0 + lane] = -INFINITY;
+    sSum[r0 + lane] = 0.0f;
+  }
+  __syncthreads();
+
+  // Tensor-core path: the warp's Q rows as A fragments and its O rows as accumulators, held in
+  // registers for the whole kernel (indexed by unrolled loop counters only).
+  wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> q_frag[D / 16];
+  wmma::fragment<wmma::accumulator, 16, 16, 16, float> o_frag[D / 16];
+  if constexpr (kTC) {
+#pragma unroll
+    for (int j = 0; j < D / 16; ++j) {
+      wmma::load_matrix_sync(q_frag[j], sQ + r0 * L::kLdQKV + j * 16, unsigned(L::kLdQKV));
+      wmma::fill_fragment(o_frag[j], 0.0f);
+    }
   }
 
   // Key tiles some query of [q_first, last_q] sees: from the window start of the first query
@@ -190,17 +218,43 @@ __global__ void __launch_bounds__(kFwdThreads)
   const int k_lo = p.window > 0 ? max(0, q_first - p.window + 1) : 0;
   for (int kt = k_lo / kBN; kt <= last_q / kBN; ++kt) {
     const int k_first = kt * kBN, k_rows = min(kBN, seg_len - k_first);
-    __syncthreads();  // the previous tile's P V product is done with sV and sP
+    __syncthreads();  // every warp is done with the previous sK, sV
     load_tile<D, kBN>(sK, L::kLdQKV, k + (seg_begin + k_first) * p.k_stride + kvh * D, p.k_stride, k_rows);
     load_tile<D, kBN>(sV, L::kLdQKV, v + (seg_begin + k_first) * p.v_stride + kvh * D, p.v_stride, k_rows);
     __syncthreads();
-    tile_gemm<kTC, false, true, kBM, kBN, D>(sQ, L::kLdQKV, sK, L::kLdQKV, sS, L::kLdS, false);
-    __syncthreads();
+    if (!warp_has_rows) continue;
 
-    // Online softmax, one warp per row: new running max, P = exp(s - max) (bf16 for the
-    // product, its f32 value into the running sum), and the row of O rescaled by
-    // exp(old max - new max). A row that has seen no visible key yet keeps max -inf, P = 0.
-    for (int r = warp; r < kBM; r += n_warps) {
+    // S = Q K^T for the warp's rows.
+    if constexpr (kTC) {
+#pragma unroll
+      for (int n0 = 0; n0 < kBN; n0 += 16) {
+        wmma::fragment<wmma::accumulator, 16, 16, 16, float> s_frag;
+        wmma::fill_fragment(s_frag, 0.0f);
+#pragma unroll
+        for (int j = 0; j < D / 16; ++j) {
+          wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::col_major> k_frag;
+          wmma::load_matrix_sync(k_frag, sK + n0 * L::kLdQKV + j * 16, unsigned(L::kLdQKV));
+          wmma::mma_sync(s_frag, q_frag[j], k_frag, s_frag);
+        }
+        wmma::store_matrix_sync(sS + r0 * L::kLdS + n0, s_frag, unsigned(L::kLdS), wmma::mem_row_major);
+      }
+    } else {
+      for (int i = lane; i < kRowsPerWarp * kBN; i += kWarp) {
+        const int r = r0 + i / kBN, n = i % kBN;
+        float acc = 0.0f;
+        for (int c = 0; c < D; ++c)
+          acc = fmaf(__bfloat162float(sQ[r * L::kLdQKV + c]), __bfloat162float(sK[n * L::kLdQKV + c]), acc);
+        sS[r * L::kLdS + n] = acc;
+      }
+    }
+    __syncwarp();
+
+    // Online softmax, row by row: running max, P = exp(s - max) (bf16 for the product, its f32
+    // value into the running sum), alpha = exp(old max - new max) for the row of O and the sum.
+    // A row that has seen no visible key yet keeps max -inf and P = 0. lse = max + log(sum)
+    // holds whichever max was used.
+    bool any_rescale = false;  // warp-uniform: every lane computes the same alphas
+    for (int r = r0; r < r0 + kRowsPerWarp; ++r) {
       const int qpos = q_first + r;
       float s[kBN / kWarp];
       float tile_max = -INFINITY;
@@ -211,7 +265,11 @@ __global__ void __launch_bounds__(kFwdThreads)
         tile_max = fmaxf(tile_max, s[c]);
       }
       tile_max = warp_reduce(tile_max, MaxOp{});
-      const float old_max = sMax[r], new_max = fmaxf(old_max, tile_max);
+      // The running max moves only when the tile's max passes it by kMaxSlack (or it was -inf):
+      // P = exp(s - max) <= e^8 is then harmless in f32 and bf16 (same exponent range), the sum
+      // and O use the same stale max, and most tiles need no rescale of O at all.
+      const float old_max = sMax[r];
+      const float new_max = tile_max > old_max + kMaxSlack ? tile_max : old_max;
       float sum = 0.0f;
 #pragma unroll
       for (int c = 0; c < kBN / kWarp; ++c) {
@@ -220,25 +278,72 @@ __global__ void __launch_bounds__(kFwdThreads)
         sum += e;
       }
       sum = warp_reduce(sum, SumOp{});  // also orders every lane's read of sMax[r] before lane 0's write
-      const float alpha = new_max == -INFINITY ? 1.0f : expf(old_max - new_max);
-      for (int c = lane; c < D; c += kWarp) sO[r * L::kLdO + c] *= alpha;
+      // O and the sum are still zero while the max is -inf: nothing to rescale then.
+      const float alpha = old_max == -INFINITY || new_max == old_max ? 1.0f : expf(old_max - new_max);
+      any_rescale |= alpha != 1.0f;
+      if constexpr (!kTC)
+        for (int c = lane; c < D; c += kWarp) sO[r * L::kLdO + c] *= alpha;
       if (lane == 0) {
         sSum[r] = sSum[r] * alpha + sum;
         sMax[r] = new_max;
+        sAlpha[r] = alpha;
       }
     }
-    __syncthreads();
-    tile_gemm<kTC, false, false, kBM, D, kBN>(sP, L::kLdP, sV, L::kLdQKV, sO, L::kLdO, true);
+    __syncwarp();
+
+    // O = alpha * O + P V for the warp's rows.
+    if constexpr (kTC) {
+      if (any_rescale) {  // through shared memory: the fragment's row of each element is opaque
+#pragma unroll
+        for (int j = 0; j < D / 16; ++j)
+          wmma::store_matrix_sync(sO + r0 * L::kLdO + j * 16, o_frag[j], unsigned(L::kLdO), wmma::mem_row_major);
+        __syncwarp();
+        for (int i = lane; i < kRowsPerWarp * D; i += kWarp) {
+          const int r = r0 + i / D, c = i % D;
+          sO[r * L::kLdO + c] *= sAlpha[r];
+        }
+        __syncwarp();
+#pragma unroll
+        for (int j = 0; j < D / 16; ++j)
+          wmma::load_matrix_sync(o_frag[j], sO + r0 * L::kLdO + j * 16, unsigned(L::kLdO), wmma::mem_row_major);
+      }
+#pragma unroll
+      for (int k0 = 0; k0 < kBN; k0 += 16) {
+        wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> p_frag;
+        wmma::load_matrix_sync(p_frag, sP + r0 * L::kLdP + k0, unsigned(L::kLdP));
+#pragma unroll
+        for (int j = 0; j < D / 16; ++j) {
+          wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> v_frag;
+          wmma::load_matrix_sync(v_frag, sV + k0 * L::kLdQKV + j * 16, unsigned(L::kLdQKV));
+          wmma::mma_sync(o_frag[j], p_frag, v_frag, o_frag[j]);
+        }
+      }
+    } else {
+      for (int i = lane; i < kRowsPerWarp * D; i += kWarp) {
+        const int r = r0 + i / D, c = i % D;
+        float acc = sO[r * L::kLdO + c];
+        for (int n = 0; n < kBN; ++n)
+          acc = fmaf(__bfloat162float(sP[r * L::kLdP + n]), __bfloat162float(sV[n * L::kLdQKV + c]), acc);
+        sO[r * L::kLdO + c] = acc;
+      }
+    }
   }
-  __syncthreads();
+  if (!warp_has_rows) return;  // no barrier follows: the rest is the warp's own rows
+  if constexpr (kTC) {
+#pragma unroll
+    for (int j = 0; j < D / 16; ++j)
+      wmma::store_matrix_sync(sO + r0 * L::kLdO + j * 16, o_frag[j], unsigned(L::kLdO), wmma::mem_row_major);
+  }
+  __syncwarp();
 
   // Every real query row saw at least its own key, so its sum is > 0.
-  for (int i = int(threadIdx.x); i < q_rows * D; i += int(blockDim.x)) {
-    const int r = i / D, c = i % D;
+  const int warp_rows = min(kRowsPerWarp, q_rows - r0);
+  for (int i = lane; i < warp_rows * D; i += kWarp) {
+    const int r = r0 + i / D, c = i % D;
     out[((seg_begin + q_first + r) * p.n_heads + h) * D + c] = __float2bfloat16_rn(sO[r * L::kLdO + c] / sSum[r]);
   }
-  for (int r = int(threadIdx.x); r < q_rows; r += int(blockDim.x))
-    lse[(seg_begin + q_first + r) * p.n_heads + h] = sMax[r] + logf(sSum[r]);
+  if (lane < warp_rows)
+    lse[(seg_begin + q_first + r0 + lane) * p.n_heads + h] = sMax[r0 + lane] + logf(sSum[r0 + lane]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -331,6 +436,21 @@ __global__ void __launch_bounds__(kBwdThreads)
     sdK[i] = 0.0f;
     sdV[i] = 0.0f;
   }
+  // Tensor-core path: dK and dV accumulate in registers over every query tile and head of the
+  // group (no rescale in the backward, so they never leave registers before the end). Warp w
+  // owns key rows kr0 .. kr0 + 15 and columns c0 .. c0 + D/2 - 1 of both.
+  namespace wmma = nvcuda::wmma;
+  const int warp = int(threadIdx.x) / kWarp;
+  const int kr0 = (warp % (kBN / 16)) * 16, c0 = (warp / (kBN / 16)) * (D / 2);
+  constexpr int kAccTiles = D / 2 / 16;
+  wmma::fragment<wmma::accumulator, 16, 16, 16, float> dk_frag[kAccTiles], dv_frag[kAccTiles];
+  if constexpr (kTC) {
+#pragma unroll
+    for (int j = 0; j < kAccTiles; ++j) {
+      wmma::fill_fragment(dk_frag[j], 0.0f);
+      wmma::fill_fragment(dv_frag[j], 0.0f);
+    }
+  }
 
   // Query tiles holding a query that sees a key of [k_first, last_k]: from the diagonal to the
   // end of the segment, or to the last query inside the window of the last key.
@@ -360,14 +480,38 @@ __global__ void __launch_bounds__(kBwdThreads)
         sdS[r * L::kLdP + c] = __float2bfloat16_rn(ds);
       }
       __syncthreads();
-      tile_gemm<kTC, true, false, kBN, D, kBM>(sP, L::kLdP, sdO, L::kLdH, sdV, L::kLdF, true);   // dV += P^T dO
-      tile_gemm<kTC, true, false, kBN, D, kBM>(sdS, L::kLdP, sQ, L::kLdH, sdK, L::kLdF, true);   // dK += dS^T Q
+      if constexpr (kTC) {  // dV += P^T dO, dK += dS^T Q into the warp's register accumulators
+#pragma unroll
+        for (int k0 = 0; k0 < kBM; k0 += 16) {
+          wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::col_major> pt_frag, dst_frag;
+          wmma::load_matrix_sync(pt_frag, sP + k0 * L::kLdP + kr0, unsigned(L::kLdP));
+          wmma::load_matrix_sync(dst_frag, sdS + k0 * L::kLdP + kr0, unsigned(L::kLdP));
+#pragma unroll
+          for (int j = 0; j < kAccTiles; ++j) {
+            wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> b_frag;
+            wmma::load_matrix_sync(b_frag, sdO + k0 * L::kLdH + c0 + j * 16, unsigned(L::kLdH));
+            wmma::mma_sync(dv_frag[j], pt_frag, b_frag, dv_frag[j]);
+            wmma::load_matrix_sync(b_frag, sQ + k0 * L::kLdH + c0 + j * 16, unsigned(L::kLdH));
+            wmma::mma_sync(dk_frag[j], dst_frag, b_frag, dk_frag[j]);
+          }
+        }
+      } else {
+        tile_gemm<false, true, false, kBN, D, kBM>(sP, L::kLdP, sdO, L::kLdH, sdV, L::kLdF, true);   // dV += P^T dO
+        tile_gemm<false, true, false, kBN, D, kBM>(sdS, L::kLdP, sQ, L::kLdH, sdK, L::kLdF, true);   // dK += dS^T Q
+      }
       tile_gemm<kTC, false, false, kBM, D, kBN>(sdS, L::kLdP, sK, L::kLdH, sdQ, L::kLdF, false); // dQ_part = dS K
       __syncthreads();
       for (int i = int(threadIdx.x); i < q_rows * D; i += int(blockDim.x)) {
         const int r = i / D, c = i % D;
         atomicAdd(dq_acc + ((row0 + r) * p.n_heads + h) * D + c, p.scale * sdQ[r * L::kLdF + c]);
       }
+    }
+  }
+  if constexpr (kTC) {
+#pragma unroll
+    for (int j = 0; j < kAccTiles; ++j) {
+      wmma::store_matrix_sync(sdK + kr0 * L::kLdF + c0 + j * 16, dk_frag[j], unsigned(L::kLdF), wmma::mem_row_major);
+      wmma::store_matrix_sync(sdV + kr0 * L::kLdF + c0 + j * 16, dv_frag[j], unsigned(L::kLdF), wmma::mem_row_major);
     }
   }
   __syncthreads();
