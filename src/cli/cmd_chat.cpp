@@ -23,6 +23,7 @@ brisk::cli::Registrar reg("chat", "Interactive multi-turn chat (one message per 
     BRISK_CHECK(s.chat_template, a->model_dir, " has no chat template; use `brisk generate --raw`");
     infer::GenerateOptions opt = s.generate_options(*a);
     if (a->ctx <= 0) opt.context = std::min<int64_t>(s.model->config().max_position_embeddings, 8192);
+    std::unique_ptr<infer::Decoder> dec = s.decoder(a->device);
     const bool tty = ::isatty(STDIN_FILENO);
     nlohmann::ordered_json messages = nlohmann::ordered_json::array();
     auto reset = [&] {
@@ -45,7 +46,7 @@ brisk::cli::Registrar reg("chat", "Interactive multi-turn chat (one message per 
                   " tokens no longer fits the context of ", opt.context, " (use /reset or --ctx)");
       infer::GenerateOptions turn = opt;
       turn.max_tokens = std::min<int64_t>(opt.max_tokens, opt.context - int64_t(ids.size()));
-      infer::GenerateResult r = infer::generate(*s.model, s.tokenizer.get(), ids, turn, [](const std::string& t) {
+      infer::GenerateResult r = infer::generate(*dec, s.tokenizer.get(), ids, turn, [](const std::string& t) {
         std::fwrite(t.data(), 1, t.size(), stdout);
         std::fflush(stdout);
       });

@@ -28,7 +28,8 @@ brisk::cli::Registrar reg("generate", "Generate a completion for a prompt (strea
         std::fwrite(t.data(), 1, t.size(), stdout);
         std::fflush(stdout);
       };
-    infer::GenerateResult r = infer::generate(*s.model, s.tokenizer.get(), prompt_ids, opt, stream);
+    std::unique_ptr<infer::Decoder> dec = s.decoder(a->device);
+    infer::GenerateResult r = infer::generate(*dec, s.tokenizer.get(), prompt_ids, opt, stream);
     if (a->json) {
       nlohmann::json j = {{"prompt_ids", prompt_ids}, {"ids", r.ids}, {"text", r.text}, {"finish_reason", r.finish_reason}};
       std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());

@@ -22,6 +22,7 @@ void GenerateArgs::add_sampling_flags(CLI::App& app) {
   app.add_option("--stop", stops, "Stop before this string (repeatable)");
   app.add_option("--adapter", adapter_dir, "LoRA adapter folder (PEFT format; brisk- or PEFT-trained)");
   app.add_option("--ctx", ctx, "Context size (default: prompt + max tokens)");
+  app.add_option("--device", device, "cpu, cuda or auto (the GPU when one is usable)")->default_val("auto");
   app.add_option("--set", template_vars, "Chat-template variable KEY=JSON, e.g. enable_thinking=false (repeatable)");
 }
 
@@ -66,6 +67,12 @@ ModelSession ModelSession::open_gguf(const std::string& path, const std::string&
     s.eos_token = s.tokenizer->eos_token();
   }
   return s;
+}
+
+std::unique_ptr<infer::Decoder> ModelSession::decoder(const std::string& device) const {
+  std::unique_ptr<infer::Decoder> d = infer::make_decoder(*model, device);
+  d->set_adapter(adapter.get());
+  return d;
 }
 
 std::vector<int32_t> ModelSession::prompt_ids(const GenerateArgs& a) const {

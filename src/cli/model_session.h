@@ -18,6 +18,7 @@ namespace brisk::cli {
 
 struct GenerateArgs {
   std::string model_dir, prompt, prompt_ids_json, adapter_dir;
+  std::string device = "auto";  // cpu, cuda or auto (infer::make_decoder)
   bool raw = false, json = false;
   int64_t max_tokens = 256;
   int64_t ctx = 0;
@@ -43,6 +44,8 @@ struct ModelSession {
   // dir: a HF model folder or a .gguf file.
   static ModelSession open(const std::string& dir, const std::string& adapter_dir = "");
   static ModelSession open_gguf(const std::string& path, const std::string& adapter_dir);
+  // The decoder for --device (the adapter, if any, applied).
+  std::unique_ptr<infer::Decoder> decoder(const std::string& device) const;
   // Prompt ids from --prompt-ids, or --prompt (tokenized; through the chat template unless --raw).
   std::vector<int32_t> prompt_ids(const GenerateArgs& a) const;
   infer::GenerateOptions generate_options(const GenerateArgs& a) const;

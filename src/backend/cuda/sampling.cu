@@ -59,7 +59,9 @@ __global__ void penalties_kernel(float* logits, const int32_t* ids, const int32_
   if (i >= n) return;
   float l = logits[ids[i]];
   if (rep != 1.0f) l = l < 0.0f ? l * rep : l / rep;
-  if (presence != 0.0f || frequency != 0.0f) l -= presence + frequency * float(counts[i]);
+  // Explicitly rounded steps (no FMA contraction): the CPU sampler's float arithmetic exactly.
+  if (presence != 0.0f || frequency != 0.0f)
+    l = __fsub_rn(l, __fadd_rn(presence, __fmul_rn(frequency, float(counts[i]))));
   logits[ids[i]] = l;
 }
 

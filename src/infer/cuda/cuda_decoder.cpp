@@ -198,6 +198,10 @@ void CudaDecoder::reserve(int n_slots, int64_t capacity) {
               " slots of ", capacity, ")");
   BRISK_CHECK(capacity <= INT32_MAX, "context of ", capacity, " tokens is too long");
   BRISK_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  if (n_slots == n_slots_ && capacity == capacity_) {  // same shape (a chat's next turn): keep cache and graph
+    lengths_.assign(size_t(n_slots), 0);
+    return;
+  }
   drop_graph();
   cache_ = cuda::DeviceArena();  // free the old cache before planning the new one
   const ModelConfig& c = cfg_;
