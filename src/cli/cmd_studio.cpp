@@ -19,13 +19,14 @@
 #include "core/fs.h"
 #include "core/log.h"
 #include "server/auth.h"
+#include "server/run_manager.h"
 #include "server/store.h"
 #include "server/studio_routes.h"
 
 namespace {
 
 int g_stop_pipe[2] = {-1, -1};
-extern "C" void on_stop_signal(int sig) {
+void on_stop_signal(int sig) {  // async-signal-safe: one write()
   const unsigned char b = static_cast<unsigned char>(sig);
   (void)!::write(g_stop_pipe[1], &b, 1);
 }
@@ -43,11 +44,15 @@ std::string default_data_dir() {
   return brisk::path_join(home, ".brisk");
 }
 
-std::string default_web_dir() {
+std::string self_exe() {
   char buf[PATH_MAX];
   ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  if (n <= 0) return "";
-  std::string exe(buf, size_t(n));
+  BRISK_CHECK(n > 0, "cannot find the brisk executable (/proc/self/exe): ", std::strerror(errno));
+  return std::string(buf, size_t(n));
+}
+
+std::string default_web_dir() {
+  std::string exe = self_exe();
   std::string dir = brisk::path_join(exe.substr(0, exe.rfind('/')), "web/dist");
   return brisk::dir_exists(dir) ? dir : "";
 }
@@ -81,11 +86,15 @@ int run_studio(const StudioArgs& a) {
     std::fflush(stdout);
   }
 
+  // Training runs are child processes of this same binary (`brisk train ... --events-fd 3`).
+  server::RunManager runs(store, self_exe(), data_dir);
+  runs.recover();
+
   httplib::Server srv;
   // Streaming clients (SSE: run events, chat) each hold a worker for the whole stream.
   const size_t workers = std::max(16u, 4 * std::thread::hardware_concurrency());
   srv.new_task_queue = [workers] { return new httplib::ThreadPool(workers); };
-  server::StudioRoutes routes(store, auth);
+  server::StudioRoutes routes(store, auth, &runs);
   routes.mount(srv);
 
   // ---- INTEGRATION POINT: the /v1 inference API (src/server/openai_routes.h) ----------------
@@ -122,7 +131,8 @@ int run_studio(const StudioArgs& a) {
   const unsigned char wake = 0;
   (void)!::write(g_stop_pipe[1], &wake, 1);
   signal_waiter.join();
-  // `store` closes the database as it goes out of scope.
+  // Leaving scope: the server object, then `runs` (SIGTERM to a running trainer, which saves a
+  // checkpoint; waits for it), then `store` (closes the database).
   std::printf("studio stopped\n");
   return listened ? 0 : 1;
 }

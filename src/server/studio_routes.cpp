@@ -25,6 +25,7 @@ const char* error_type_for(int status) {
     case 403: return "permission_error";
     case 404: return "not_found_error";
     case 413: return "request_too_large";
+    case 409: return "conflict_error";
     case 429: return "rate_limit_error";
     default: return status >= 500 ? "server_error" : "invalid_request_error";
   }
@@ -74,6 +75,29 @@ json key_json(const ApiKey& k) {
   return j;
 }
 
+int64_t path_id(const Request& req) {
+  try {
+    return std::stoll(req.matches[1].str());
+  } catch (const std::exception&) {
+    bad_request("bad id in the path");
+  }
+}
+
+json run_json(const Run& r) {
+  json cfg = json::parse(r.config_json, nullptr, false);
+  return {{"id", r.id},
+          {"name", r.name},
+          {"status", r.status},
+          {"config", cfg.is_discarded() ? json::object() : cfg},
+          {"output_dir", r.output_dir},
+          {"created", r.created},
+          {"started", r.started ? json(r.started) : json(nullptr)},
+          {"finished", r.finished ? json(r.finished) : json(nullptr)},
+          {"error", r.error.empty() ? json(nullptr) : json(r.error)},
+          {"last_checkpoint", r.last_checkpoint.empty() ? json(nullptr) : json(r.last_checkpoint)},
+          {"resumable", (r.status == "stopped" || r.status == "failed") && !r.last_checkpoint.empty()}};
+}
+
 }  // namespace
 
 void send_json_error(Response& res, int status, const std::string& type, const std::string& code,
@@ -81,7 +105,8 @@ void send_json_error(Response& res, int status, const std::string& type, const s
   send_json(res, status, {{"error", {{"message", message}, {"type", type}, {"code", code}}}});
 }
 
-StudioRoutes::StudioRoutes(Store& store, AuthService& auth) : store_(store), auth_(auth) {
+StudioRoutes::StudioRoutes(Store& store, AuthService& auth, RunManager* runs)
+    : store_(store), auth_(auth), runs_(runs) {
   auto plain = [this](void (StudioRoutes::*fn)(const Request&, Response&)) {
     return [this, fn](const Request& q, Response& r, const User&) { (this->*fn)(q, r); };
   };
@@ -99,6 +124,13 @@ StudioRoutes::StudioRoutes(Store& store, AuthService& auth) : store_(store), aut
   add("POST", "/api/keys", Access::User, user(&StudioRoutes::create_key));
   add("DELETE", R"(/api/keys/(\d+))", Access::User, user(&StudioRoutes::delete_key));
   add("GET", "/api/system", Access::User, user(&StudioRoutes::system_info));
+  add("GET", "/api/runs", Access::User, user(&StudioRoutes::list_runs));
+  add("POST", "/api/runs", Access::User, user(&StudioRoutes::create_run));
+  add("GET", R"(/api/runs/(\d+))", Access::User, user(&StudioRoutes::get_run));
+  add("GET", R"(/api/runs/(\d+)/metrics)", Access::User, user(&StudioRoutes::run_metrics));
+  add("GET", R"(/api/runs/(\d+)/events)", Access::User, user(&StudioRoutes::run_events));
+  add("POST", R"(/api/runs/(\d+)/stop)", Access::User, user(&StudioRoutes::stop_run));
+  add("POST", R"(/api/runs/(\d+)/resume)", Access::User, user(&StudioRoutes::resume_run));
 }
 
 void StudioRoutes::add(const std::string& method, const std::string& pattern, Access access, UserHandler handler) {
@@ -229,17 +261,115 @@ void StudioRoutes::create_key(const Request& req, Response& res, const User& use
 }
 
 void StudioRoutes::delete_key(const Request& req, Response& res, const User& user) {
-  int64_t id = 0;
-  try {
-    id = std::stoll(req.matches[1].str());
-  } catch (const std::exception&) {
-    bad_request("bad key id");
-  }
+  int64_t id = path_id(req);
   if (!auth_.revoke_api_key(user.id, id)) throw AuthError(404, "not_found", cat("no API key ", id));
   res.status = 204;
 }
 
 void StudioRoutes::system_info(const Request&, Response& res, const User&) { send_json(res, 200, system_info_json()); }
+
+// --- runs ------------------------------------------------------------------------------------
+
+RunManager& StudioRoutes::runs() {
+  if (!runs_) throw AuthError(503, "unavailable", "training runs are not available in this server");
+  return *runs_;
+}
+
+void StudioRoutes::list_runs(const Request&, Response& res, const User&) {
+  json out = json::array();
+  for (auto& r : store_.list_runs()) out.push_back(run_json(r));
+  send_json(res, 200, {{"runs", out}});
+}
+
+void StudioRoutes::create_run(const Request& req, Response& res, const User&) {
+  json body = parse_body(req);
+  auto cfg = body.find("config");
+  if (cfg == body.end() || !cfg->is_object()) bad_request("\"config\" (object of training config keys) is required");
+  std::string name = body.contains("name") ? string_field(body, "name") : "";
+  Run run;
+  try {
+    run = runs().submit(name, *cfg);
+  } catch (const AuthError&) {
+    throw;
+  } catch (const Error& e) {
+    bad_request(e.what());  // config errors name the key
+  }
+  send_json(res, 201, run_json(run));
+}
+
+void StudioRoutes::get_run(const Request& req, Response& res, const User&) {
+  int64_t id = path_id(req);
+  auto run = store_.run_by_id(id);
+  if (!run) throw AuthError(404, "not_found", cat("no run ", id));
+  send_json(res, 200, run_json(*run));
+}
+
+void StudioRoutes::run_metrics(const Request& req, Response& res, const User&) {
+  int64_t id = path_id(req);
+  if (!store_.run_by_id(id)) throw AuthError(404, "not_found", cat("no run ", id));
+  json out = json::array();
+  for (auto& m : store_.metrics_of_run(id)) {
+    json j = json::parse(m.json, nullptr, false);
+    out.push_back(j.is_discarded() ? json{{"step", m.step}} : j);
+  }
+  send_json(res, 200, {{"metrics", out}});
+}
+
+// Server-sent events: every stored event after Last-Event-ID (replay), then live ones, each with
+// its sequence number as `id:`; the stream ends once the run has finished and all is sent.
+void StudioRoutes::run_events(const Request& req, Response& res, const User&) {
+  int64_t id = path_id(req);
+  if (!store_.run_by_id(id)) throw AuthError(404, "not_found", cat("no run ", id));
+  RunManager* mgr = &runs();
+  int64_t last = 0;
+  if (std::string h = req.get_header_value("Last-Event-ID"); !h.empty()) {
+    try {
+      last = std::max<int64_t>(0, std::stoll(h));
+    } catch (const std::exception&) {
+      bad_request("Last-Event-ID must be an event id");
+    }
+  }
+  auto cursor = std::make_shared<int64_t>(last);
+  auto idle_ms = std::make_shared<int>(0);
+  res.set_header("Cache-Control", "no-cache");
+  res.set_chunked_content_provider("text/event-stream", [this, mgr, id, cursor, idle_ms](size_t, httplib::DataSink& sink) {
+    auto events = mgr->wait_events(id, *cursor, 1000);
+    for (auto& e : events) {
+      std::string msg = cat("id: ", e.seq, "\ndata: ", e.json, "\n\n");
+      if (!sink.write(msg.data(), msg.size())) return false;  // client gone
+      *cursor = e.seq;
+    }
+    if (!events.empty()) {
+      *idle_ms = 0;
+      return true;
+    }
+    auto run = store_.run_by_id(id);
+    if (!run || RunManager::is_finished(run->status)) {
+      sink.done();
+      return true;
+    }
+    if ((*idle_ms += 1000) >= 15000) {  // keeps proxies from closing an idle stream
+      *idle_ms = 0;
+      static const char kKeepAlive[] = ": keep-alive\n\n";
+      if (!sink.write(kKeepAlive, sizeof kKeepAlive - 1)) return false;
+    }
+    return true;
+  });
+}
+
+void StudioRoutes::stop_run(const Request& req, Response& res, const User&) {
+  int64_t id = path_id(req);
+  if (!store_.run_by_id(id)) throw AuthError(404, "not_found", cat("no run ", id));
+  if (!runs().stop(id)) throw AuthError(409, "not_active", cat("run ", id, " is neither queued nor running"));
+  send_json(res, 202, run_json(*store_.run_by_id(id)));
+}
+
+void StudioRoutes::resume_run(const Request& req, Response& res, const User&) {
+  int64_t id = path_id(req);
+  if (!store_.run_by_id(id)) throw AuthError(404, "not_found", cat("no run ", id));
+  if (!runs().resume(id)) throw AuthError(409, "not_resumable", cat("run ", id, " is not stopped or failed"));
+  send_json(res, 202, run_json(*store_.run_by_id(id)));
+}
 
 json system_info_json() {
   json cpu = {{"model", ""}, {"threads", std::thread::hardware_concurrency()}};

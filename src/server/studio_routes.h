@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "server/auth.h"
+#include "server/run_manager.h"
 #include "server/store.h"
 
 namespace brisk::server {
@@ -39,7 +40,8 @@ void send_json_error(httplib::Response& res, int status, const std::string& type
 
 class StudioRoutes {
  public:
-  StudioRoutes(Store& store, AuthService& auth);
+  // `runs` may be null (no training: the run routes answer 503).
+  StudioRoutes(Store& store, AuthService& auth, RunManager* runs = nullptr);
 
   // Registers every route of routes() plus the JSON error/exception handlers and the request
   // size limit on `server`.
@@ -65,6 +67,14 @@ class StudioRoutes {
   void create_key(const httplib::Request&, httplib::Response&, const User&);
   void delete_key(const httplib::Request&, httplib::Response&, const User&);
   void system_info(const httplib::Request&, httplib::Response&, const User&);
+  void list_runs(const httplib::Request&, httplib::Response&, const User&);
+  void create_run(const httplib::Request&, httplib::Response&, const User&);
+  void get_run(const httplib::Request&, httplib::Response&, const User&);
+  void run_metrics(const httplib::Request&, httplib::Response&, const User&);
+  void run_events(const httplib::Request&, httplib::Response&, const User&);
+  void stop_run(const httplib::Request&, httplib::Response&, const User&);
+  void resume_run(const httplib::Request&, httplib::Response&, const User&);
+  RunManager& runs();
 
   struct Route {
     RouteInfo info;
@@ -72,6 +82,7 @@ class StudioRoutes {
   };
   Store& store_;
   AuthService& auth_;
+  RunManager* runs_;
   std::vector<Route> table_;
   std::vector<RouteInfo> infos_;
 };
