@@ -52,7 +52,10 @@ RunManager::~RunManager() {
   {
     std::lock_guard lk(mu_);
     shutting_down_ = true;
-    if (active_pid_ > 0) ::kill(active_pid_, SIGTERM);  // the trainer checkpoints and exits 130
+    if (active_pid_ > 0) {
+      stop_requested_ = true;
+      ::kill(active_pid_, SIGTERM);  // the trainer checkpoints and exits 130
+    }
   }
   for (;;) {
     std::vector<std::thread> threads;
@@ -229,7 +232,10 @@ void RunManager::supervise(int64_t run_id, pid_t pid, int events_fd) {
     r.last_checkpoint = run.last_checkpoint.empty() ? train::latest_checkpoint(r.output_dir) : run.last_checkpoint;
     if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
       r.status = "completed";
-    } else if (WIFEXITED(st) && WEXITSTATUS(st) == 130) {
+    } else if ((WIFEXITED(st) && WEXITSTATUS(st) == 130) ||
+               (stop_requested_ && WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM)) {
+      // 130: the trainer saved a checkpoint and stopped. Killed by our SIGTERM: it was still
+      // starting up (before its handler), so there was nothing to save.
       r.status = "stopped";
     } else {
       r.status = "failed";
@@ -250,12 +256,14 @@ void RunManager::supervise(int64_t run_id, pid_t pid, int events_fd) {
   }
   active_run_ = 0;
   active_pid_ = 0;
+  stop_requested_ = false;
   start_next_locked();  // notifies listeners
 }
 
 bool RunManager::stop(int64_t run_id) {
   std::lock_guard lk(mu_);
   if (active_run_ == run_id && active_pid_ > 0) {
+    stop_requested_ = true;
     ::kill(active_pid_, SIGTERM);
     return true;
   }

@@ -57,6 +57,7 @@ class RunManager {
   std::map<int64_t, bool> resume_;      // queued runs that continue from a checkpoint
   int64_t active_run_ = 0;
   pid_t active_pid_ = 0;
+  bool stop_requested_ = false;  // we sent the active child SIGTERM
   std::vector<std::thread> supervisors_;
   bool shutting_down_ = false;
 };

@@ -3,58 +3,15 @@
 // refresh rotation and reuse), API keys, rate limiting, graceful SIGTERM, restart on the same
 // data dir, and no secret in the server's output.
 // Usage: node studio_auth.mjs /path/to/brisk     (exit 0 = pass)
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, statSync, existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
+import { startStudio as start, stopStudio, client } from './studio_util.mjs';
 
 const brisk = process.argv[2];
 assert.ok(brisk, 'usage: node studio_auth.mjs BRISK_BINARY');
 const dataDir = mkdtempSync(join(tmpdir(), 'brisk-studio-e2e-'));
-
-// Starts the server; resolves once it prints its address. -v: debug logging, so the request log
-// is on and the secrets check below covers it.
-function startStudio() {
-  const child = spawn(brisk, ['-v', 'studio', '--port', '0', '--data-dir', dataDir], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const srv = { child, output: '', exit: null };
-  srv.exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve((srv.exit = { code, signal }))));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('studio did not start:\n' + srv.output)), 20000);
-    const onData = (d) => {
-      srv.output += d.toString();
-      const m = srv.output.match(/studio listening on (http:\/\/[^\s]+)/);
-      if (m && !srv.base) {
-        srv.base = m[1];
-        clearTimeout(timer);
-        resolve(srv);
-      }
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    srv.exited.then(() => reject(new Error('studio exited early:\n' + srv.output)));
-  });
-}
-
-async function stopStudio(srv) {
-  srv.child.kill('SIGTERM');
-  const { code, signal } = await srv.exited;
-  assert.equal(signal, null, 'killed by a signal instead of shutting down: ' + srv.output);
-  assert.equal(code, 0, srv.output);
-  assert.match(srv.output, /studio stopped/);
-}
-
-let base;
-async function call(method, path, { body, token, headers = {} } = {}) {
-  const h = { ...headers };
-  if (token) h.authorization = `Bearer ${token}`;
-  if (body !== undefined) h['content-type'] = 'application/json';
-  const res = await fetch(base + path, { method, headers: h, body: body === undefined ? undefined : JSON.stringify(body) });
-  const text = await res.text();
-  let json = null;
-  try { json = JSON.parse(text); } catch { /* 204 */ }
-  return { status: res.status, json, headers: res.headers };
-}
 
 function expectError(r, status, type, code) {
   assert.equal(r.status, status, JSON.stringify(r.json));
@@ -64,8 +21,9 @@ function expectError(r, status, type, code) {
 }
 
 const secrets = [];  // everything that must never appear in the server's output
+const startStudio = () => start(brisk, dataDir);
 let srv = await startStudio();
-base = srv.base;
+let call = client(srv.base);
 try {
   // --- bootstrap admin
   const m = srv.output.match(/created user "admin" with password: (\S+)/);
@@ -155,7 +113,7 @@ try {
   // --- restart on the same data dir: no second admin, state kept
   const first = srv.output;
   srv = await startStudio();
-  base = srv.base;
+  call = client(srv.base);
   assert.doesNotMatch(srv.output, /created user/);
   const again = await call('GET', '/api/keys', { token: at });
   assert.equal(again.status, 200, 'access token from before the restart (same jwt-secret)');
