@@ -48,7 +48,7 @@ bool RunManager::is_finished(const std::string& s) { return s == "completed" || 
 RunManager::RunManager(Store& store, std::string brisk_binary, std::string data_dir)
     : store_(store), brisk_(std::move(brisk_binary)), data_dir_(std::move(data_dir)) {}
 
-RunManager::~RunManager() {
+void RunManager::shutdown() {
   {
     std::lock_guard lk(mu_);
     shutting_down_ = true;

@@ -23,7 +23,10 @@ class RunManager {
  public:
   // `brisk_binary`: the executable to run `train` with; runs live under <data_dir>/runs/<id>.
   RunManager(Store& store, std::string brisk_binary, std::string data_dir);
-  ~RunManager();  // sends SIGTERM to a running child and waits for it (it saves a checkpoint)
+  ~RunManager() { shutdown(); }
+  // Sends SIGTERM to a running child and waits for it (it saves a checkpoint); queued runs stay
+  // queued for the next start. Idempotent.
+  void shutdown();
   RunManager(const RunManager&) = delete;
   RunManager& operator=(const RunManager&) = delete;
 
