@@ -108,12 +108,21 @@ Run RunManager::submit(const std::string& name, const json& config) {
   BRISK_CHECK(!shutting_down_, "the server is shutting down");
   int64_t id = store_.create_run(name.empty() ? "run" : name, "{}", "", now_s());
   std::string dir = path_join(data_dir_, cat("runs/", id));
-  make_dirs(dir);
   if (own_output) cfg_json["output_dir"] = path_join(dir, "output");
   Run run = *store_.run_by_id(id);
   run.config_json = cfg_json.dump();
   run.output_dir = cfg_json["output_dir"].get<std::string>();
-  write_file_atomic(path_join(dir, "config.json"), cfg_json.dump(2));
+  try {
+    make_dirs(dir);
+    write_file_atomic(path_join(dir, "config.json"), cfg_json.dump(2));
+  } catch (const Error& e) {
+    // Recorded as failed rather than left queued with no config: the id is already taken.
+    run.status = "failed";
+    run.error = e.what();
+    run.finished = now_s();
+    store_.update_run(run);
+    throw;
+  }
   store_.update_run(run);
   store_.append_run_event(id, json{{"event", "status"}, {"status", "queued"}}.dump());
   queue_.push_back(id);
