@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 
 #include "core/error.h"
 #include "core/fs.h"
@@ -302,6 +303,20 @@ bool RunManager::resume(int64_t run_id) {
   resume_[run_id] = !train::latest_checkpoint(run->output_dir).empty();
   queue_.push_back(run_id);
   start_next_locked();
+  return true;
+}
+
+bool RunManager::remove(int64_t run_id, bool files) {
+  std::lock_guard lk(mu_);
+  auto run = store_.run_by_id(run_id);
+  if (!run || !is_finished(run->status)) return false;
+  if (files) {
+    std::error_code ec;
+    std::filesystem::remove_all(path_join(data_dir_, cat("runs/", run_id)), ec);
+    BRISK_CHECK(!ec, "deleting the files of run ", run_id, ": ", ec.message());
+  }
+  store_.delete_run(run_id);
+  events_cv_.notify_all();
   return true;
 }
 

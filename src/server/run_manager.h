@@ -43,6 +43,11 @@ class RunManager {
   // Queues a stopped or failed run again with `--resume` (continues from its last checkpoint).
   bool resume(int64_t run_id);
 
+  // Deletes a finished run's record (metrics and events too) and, with `files`, its folder
+  // <data_dir>/runs/<id> (a config's own output_dir elsewhere is left alone). False when the
+  // run is queued or running.
+  bool remove(int64_t run_id, bool files);
+
   // Events after `after_seq`; waits up to timeout_ms for new ones when there are none.
   std::vector<RunEvent> wait_events(int64_t run_id, int64_t after_seq, int timeout_ms);
   static bool is_finished(const std::string& status);
