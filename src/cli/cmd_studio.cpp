@@ -131,8 +131,8 @@ int run_studio(const StudioArgs& a) {
   const unsigned char wake = 0;
   (void)!::write(g_stop_pipe[1], &wake, 1);
   signal_waiter.join();
-  // Leaving scope: the server object, then `runs` (SIGTERM to a running trainer, which saves a
-  // checkpoint; waits for it), then `store` (closes the database).
+  runs.shutdown();  // SIGTERM to a running trainer, which saves a checkpoint; waits for it
+  // `store` closes the database as it goes out of scope.
   std::printf("studio stopped\n");
   return listened ? 0 : 1;
 }

@@ -164,7 +164,8 @@ std::optional<AccessClaims> JwtSigner::verify(std::string_view token, int64_t no
     return std::nullopt;
   if (*exp <= now) return std::nullopt;
   const std::string& sub = p["sub"].get_ref<const std::string&>();
-  if (sub.empty() || sub.size() > 18 || !std::all_of(sub.begin(), sub.end(), ::isdigit)) return std::nullopt;
+  if (sub.empty() || sub.size() > 18 || !std::all_of(sub.begin(), sub.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
+    return std::nullopt;
   return AccessClaims{std::stoll(sub), *ver, *iat, *exp};
 }
 

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 
 #include "core/error.h"
 #include "core/fs.h"
@@ -48,7 +49,7 @@ bool RunManager::is_finished(const std::string& s) { return s == "completed" || 
 RunManager::RunManager(Store& store, std::string brisk_binary, std::string data_dir)
     : store_(store), brisk_(std::move(brisk_binary)), data_dir_(std::move(data_dir)) {}
 
-RunManager::~RunManager() {
+void RunManager::shutdown() {
   {
     std::lock_guard lk(mu_);
     shutting_down_ = true;
@@ -108,12 +109,21 @@ Run RunManager::submit(const std::string& name, const json& config) {
   BRISK_CHECK(!shutting_down_, "the server is shutting down");
   int64_t id = store_.create_run(name.empty() ? "run" : name, "{}", "", now_s());
   std::string dir = path_join(data_dir_, cat("runs/", id));
-  make_dirs(dir);
   if (own_output) cfg_json["output_dir"] = path_join(dir, "output");
   Run run = *store_.run_by_id(id);
   run.config_json = cfg_json.dump();
   run.output_dir = cfg_json["output_dir"].get<std::string>();
-  write_file_atomic(path_join(dir, "config.json"), cfg_json.dump(2));
+  try {
+    make_dirs(dir);
+    write_file_atomic(path_join(dir, "config.json"), cfg_json.dump(2));
+  } catch (const Error& e) {
+    // Recorded as failed rather than left queued with no config: the id is already taken.
+    run.status = "failed";
+    run.error = e.what();
+    run.finished = now_s();
+    store_.update_run(run);
+    throw;
+  }
   store_.update_run(run);
   store_.append_run_event(id, json{{"event", "status"}, {"status", "queued"}}.dump());
   queue_.push_back(id);
@@ -293,6 +303,20 @@ bool RunManager::resume(int64_t run_id) {
   resume_[run_id] = !train::latest_checkpoint(run->output_dir).empty();
   queue_.push_back(run_id);
   start_next_locked();
+  return true;
+}
+
+bool RunManager::remove(int64_t run_id, bool files) {
+  std::lock_guard lk(mu_);
+  auto run = store_.run_by_id(run_id);
+  if (!run || !is_finished(run->status)) return false;
+  if (files) {
+    std::error_code ec;
+    std::filesystem::remove_all(path_join(data_dir_, cat("runs/", run_id)), ec);
+    BRISK_CHECK(!ec, "deleting the files of run ", run_id, ": ", ec.message());
+  }
+  store_.delete_run(run_id);
+  events_cv_.notify_all();
   return true;
 }
 

@@ -23,7 +23,10 @@ class RunManager {
  public:
   // `brisk_binary`: the executable to run `train` with; runs live under <data_dir>/runs/<id>.
   RunManager(Store& store, std::string brisk_binary, std::string data_dir);
-  ~RunManager();  // sends SIGTERM to a running child and waits for it (it saves a checkpoint)
+  ~RunManager() { shutdown(); }
+  // Sends SIGTERM to a running child and waits for it (it saves a checkpoint); queued runs stay
+  // queued for the next start. Idempotent.
+  void shutdown();
   RunManager(const RunManager&) = delete;
   RunManager& operator=(const RunManager&) = delete;
 
@@ -39,6 +42,11 @@ class RunManager {
   bool stop(int64_t run_id);
   // Queues a stopped or failed run again with `--resume` (continues from its last checkpoint).
   bool resume(int64_t run_id);
+
+  // Deletes a finished run's record (metrics and events too) and, with `files`, its folder
+  // <data_dir>/runs/<id> (a config's own output_dir elsewhere is left alone). False when the
+  // run is queued or running.
+  bool remove(int64_t run_id, bool files);
 
   // Events after `after_seq`; waits up to timeout_ms for new ones when there are none.
   std::vector<RunEvent> wait_events(int64_t run_id, int64_t after_seq, int timeout_ms);

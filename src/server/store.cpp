@@ -427,19 +427,30 @@ std::vector<Run> Store::list_runs() {
 void Store::update_run(const Run& r) {
   std::lock_guard lk(mu_);
   Stmt(db_,
-       "UPDATE runs SET name = ?, status = ?, config_json = ?, output_dir = ?, pid = ?, started = ?, finished = ?, "
+       "UPDATE runs SET status = ?, config_json = ?, output_dir = ?, pid = ?, started = ?, finished = ?, "
        "error = ?, last_checkpoint = ? WHERE id = ?")
-      .bind(1, r.name)
-      .bind(2, r.status)
-      .bind(3, r.config_json)
-      .bind(4, r.output_dir)
-      .bind(5, r.pid)
-      .bind(6, r.started)
-      .bind(7, r.finished)
-      .bind(8, r.error)
-      .bind(9, r.last_checkpoint)
-      .bind(10, r.id)
+      .bind(1, r.status)
+      .bind(2, r.config_json)
+      .bind(3, r.output_dir)
+      .bind(4, r.pid)
+      .bind(5, r.started)
+      .bind(6, r.finished)
+      .bind(7, r.error)
+      .bind(8, r.last_checkpoint)
+      .bind(9, r.id)
       .run();
+}
+
+bool Store::rename_run(int64_t id, const std::string& name) {
+  std::lock_guard lk(mu_);
+  Stmt(db_, "UPDATE runs SET name = ? WHERE id = ?").bind(1, name).bind(2, id).run();
+  return sqlite3_changes(db_) == 1;
+}
+
+bool Store::delete_run(int64_t id) {
+  std::lock_guard lk(mu_);
+  Stmt(db_, "DELETE FROM runs WHERE id = ?").bind(1, id).run();
+  return sqlite3_changes(db_) == 1;
 }
 
 void Store::put_metric(int64_t run_id, int64_t step, const std::string& json) {

@@ -138,7 +138,11 @@ class Store {
                      int64_t created);
   std::optional<Run> run_by_id(int64_t id);
   std::vector<Run> list_runs();
-  void update_run(const Run& run);  // every mutable column, by id
+  // Every column but the name, by id (the supervisor and the API may both hold a copy; only
+  // rename_run changes the name, so a rename is never lost to a stale copy).
+  void update_run(const Run& run);
+  bool rename_run(int64_t id, const std::string& name);
+  bool delete_run(int64_t id);      // with its metrics and events (cascade)
   void put_metric(int64_t run_id, int64_t step, const std::string& json);  // replaces the step's row
   std::vector<Metric> metrics_of_run(int64_t run_id);
   int64_t append_run_event(int64_t run_id, const std::string& json);  // returns the new seq

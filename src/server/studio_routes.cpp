@@ -131,6 +131,8 @@ StudioRoutes::StudioRoutes(Store& store, AuthService& auth, RunManager* runs)
   add("GET", R"(/api/runs/(\d+)/events)", Access::User, user(&StudioRoutes::run_events));
   add("POST", R"(/api/runs/(\d+)/stop)", Access::User, user(&StudioRoutes::stop_run));
   add("POST", R"(/api/runs/(\d+)/resume)", Access::User, user(&StudioRoutes::resume_run));
+  add("PATCH", R"(/api/runs/(\d+))", Access::User, user(&StudioRoutes::rename_run));
+  add("DELETE", R"(/api/runs/(\d+))", Access::User, user(&StudioRoutes::delete_run));
 }
 
 void StudioRoutes::add(const std::string& method, const std::string& pattern, Access access, UserHandler handler) {
@@ -369,6 +371,25 @@ void StudioRoutes::resume_run(const Request& req, Response& res, const User&) {
   if (!store_.run_by_id(id)) throw AuthError(404, "not_found", cat("no run ", id));
   if (!runs().resume(id)) throw AuthError(409, "not_resumable", cat("run ", id, " is not stopped or failed"));
   send_json(res, 202, run_json(*store_.run_by_id(id)));
+}
+
+void StudioRoutes::rename_run(const Request& req, Response& res, const User&) {
+  int64_t id = path_id(req);
+  json body = parse_body(req);
+  std::string name = string_field(body, "name");
+  if (name.empty() || name.size() > 200) bad_request("\"name\" must have 1 to 200 characters");
+  if (!store_.rename_run(id, name)) throw AuthError(404, "not_found", cat("no run ", id));
+  send_json(res, 200, run_json(*store_.run_by_id(id)));
+}
+
+// DELETE /api/runs/{id}?files=true also removes <data-dir>/runs/{id}.
+void StudioRoutes::delete_run(const Request& req, Response& res, const User&) {
+  int64_t id = path_id(req);
+  if (!store_.run_by_id(id)) throw AuthError(404, "not_found", cat("no run ", id));
+  std::string files = req.get_param_value("files");
+  if (!runs().remove(id, files == "true" || files == "1"))
+    throw AuthError(409, "run_active", cat("run ", id, " is queued or running; stop it first"));
+  res.status = 204;
 }
 
 json system_info_json() {

@@ -74,6 +74,8 @@ class StudioRoutes {
   void run_events(const httplib::Request&, httplib::Response&, const User&);
   void stop_run(const httplib::Request&, httplib::Response&, const User&);
   void resume_run(const httplib::Request&, httplib::Response&, const User&);
+  void rename_run(const httplib::Request&, httplib::Response&, const User&);
+  void delete_run(const httplib::Request&, httplib::Response&, const User&);
   RunManager& runs();
 
   struct Route {

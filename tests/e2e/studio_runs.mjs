@@ -87,6 +87,15 @@ try {
   assert.equal(run1.status, 'completed');
   assert.ok(existsSync(join(run1.output_dir, 'adapter_model.safetensors')));
 
+  // Rename, and delete with files (run 1 is finished).
+  const renamed = await call('PATCH', `/api/runs/${id1}`, { token, body: { name: 'renamed' } });
+  assert.equal(renamed.status, 200);
+  assert.equal(renamed.json.name, 'renamed');
+  assert.equal((await call('DELETE', `/api/runs/${id1}?files=true`, { token })).status, 204);
+  assert.equal((await call('GET', `/api/runs/${id1}`, { token })).status, 404);
+  assert.ok(!existsSync(join(dataDir, 'runs', String(id1))), 'run folder left behind');
+  assert.equal((await call('DELETE', `/api/runs/${id2}`, { token })).status, 409, 'deleted an active run');
+
   // Run 2 starts by itself; stop it after a checkpoint.
   await waitFor('a checkpoint of run 2', async () =>
     (await call('GET', `/api/runs/${id2}`, { token })).json.last_checkpoint);

@@ -150,6 +150,15 @@ TEST(ServerStore, RunsMetricsAndEvents) {
   EXPECT_EQ(ev[1].json, "{\"i\":5}");
   EXPECT_EQ(s.run_events_after(r, 0, 2).size(), 2u);
   EXPECT_EQ(s.list_runs().size(), 1u);
+
+  EXPECT_TRUE(s.rename_run(r, "renamed"));
+  s.update_run(*run);  // a stale copy does not undo the rename
+  EXPECT_EQ(s.run_by_id(r)->name, "renamed");
+  EXPECT_TRUE(s.delete_run(r));
+  EXPECT_FALSE(s.run_by_id(r));
+  EXPECT_TRUE(s.metrics_of_run(r).empty());  // cascade
+  EXPECT_TRUE(s.run_events_after(r, 0, 100).empty());
+  EXPECT_FALSE(s.rename_run(r, "gone"));
 }
 
 TEST(ServerStore, ModelsDatasetsExportsAndScanFolders) {
