@@ -319,6 +319,8 @@ void LoadedModel::finish(int slot, const std::string& reason, const std::string&
   }
   done.prompt_tokens = int64_t(s.p.req.prompt.size());
   done.completion_tokens = s.generated;
+  log_info("generation ", done.finish_reason, ": ", done.prompt_tokens, " prompt + ", done.completion_tokens,
+           " generated tokens (", info.name, s.p.adapter ? ", adapter" : "", ")");
   s.p.gen->push(std::move(done));
   decoder->clear(slot);
   {
