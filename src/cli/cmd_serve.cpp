@@ -100,7 +100,12 @@ int run_serve(const ServeArgs& a) {
     if (!g_stop_requested) return;
     log_info("shutting down: cancelling requests in flight");
     service.cancel_all();
-    svr.stop();
+    // Repeated: a signal that lands just before listen_after_bind() starts would find nothing
+    // to stop yet.
+    while (!exiting) {
+      svr.stop();
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
   });
 
   std::printf("listening on http://%s:%d (model id: %s)\n", a.host.c_str(), port, name.c_str());

@@ -1,6 +1,5 @@
 #include "server/api_requests.h"
 
-#include <cmath>
 #include <random>
 
 #include "text/chat_template.h"

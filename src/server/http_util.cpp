@@ -1,6 +1,6 @@
 #include "server/http_util.h"
 
-#include <atomic>
+#include <algorithm>
 #include <chrono>
 #include <exception>
 #include <mutex>

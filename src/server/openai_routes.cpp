@@ -1,5 +1,6 @@
 #include "server/openai_routes.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "core/log.h"
