@@ -1,7 +1,7 @@
 // End-to-end: the official `openai` and `@anthropic-ai/sdk` clients against a running
 // `brisk serve` on a tiny random Qwen3 model (real Qwen3 tokenizer and chat template).
 //
-//   node tests/e2e/serve_sdk.mjs BRISK_BINARY
+//   [BRISK_SERVE_DEVICE=cpu|cuda|auto] node tests/e2e/serve_sdk.mjs BRISK_BINARY
 //
 // Random weights never write tool calls, so tool-call parsing is tested on canned outputs in
 // the unit tests; here we check that `tools` reach the chat template (the prompt grows).
@@ -23,6 +23,9 @@ if (!brisk || !fs.existsSync(brisk)) {
   process.exit(1);
 }
 
+// BRISK_SERVE_DEVICE=cuda runs the same checks on the GPU decoder (greedy comparisons are made
+// between replies of the same server, so they hold on any device).
+const DEVICE = process.env.BRISK_SERVE_DEVICE ?? "cpu";
 const KEY = "sk-brisk-e2e-" + Math.random().toString(36).slice(2);
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "brisk-serve-e2e-"));
 const modelDir = path.join(tmp, "tiny");
@@ -39,7 +42,7 @@ run(["init-adapter", modelDir, adapterDir, "--r", "4", "--seed", "4", "--random-
 // Starts the server on a free port and resolves with its base URL once it prints its line.
 function startServer() {
   const proc = spawn(brisk, ["serve", modelDir, "--name", "tiny", "--adapter", `ft=${adapterDir}`, "--port", "0",
-                             "--api-key", KEY, "--device", "cpu", "--parallel", "4", "--ctx", "1024",
+                             "--api-key", KEY, "--device", DEVICE, "--parallel", "4", "--ctx", "1024",
                              "--max-body-mb", "1"], {stdio: ["ignore", "pipe", "pipe"]});
   let stderr = "";
   proc.stderr.on("data", (d) => { stderr += d; });
