@@ -70,9 +70,8 @@ ModelSession ModelSession::open_gguf(const std::string& path, const std::string&
 }
 
 std::unique_ptr<infer::Decoder> ModelSession::decoder(const std::string& device) const {
-  std::unique_ptr<infer::Decoder> d = infer::make_decoder(*model, device);
-  d->set_adapter(adapter.get());
-  return d;
+  // The adapter is already on the model (open); both decoders apply the model's adapter.
+  return infer::make_decoder(*model, device);
 }
 
 std::vector<int32_t> ModelSession::prompt_ids(const GenerateArgs& a) const {

@@ -69,7 +69,8 @@ class CpuDecoder : public Decoder {
 
 // "cpu", "cuda" or "auto" (CUDA when this build has it and a usable GPU is present, else CPU).
 // Throws brisk::Error for "cuda" without a usable GPU (the message says why). The model must
-// outlive the decoder; a CUDA decoder copies its weights to the GPU.
+// outlive the decoder; a CUDA decoder copies its weights (and the model's adapter, if one is
+// set) to the GPU.
 std::unique_ptr<Decoder> make_decoder(Model& model, const std::string& device);
 
 }  // namespace brisk::infer
