@@ -42,7 +42,7 @@ using bf16 = __nv_bfloat16;
 constexpr int kBM = 64;            // query rows per tile
 constexpr int kBN = 64;            // key rows per tile
 constexpr int kFwdThreads = 128;   // 4 warps; ~111 KB of shared memory at hd 128: 2 CTAs per SM
-constexpr int kBwdThreads = 256;   // 8 warps; ~187 KB at hd 128: 1 CTA per SM
+constexpr int kBwdThreads = 256;   // 8 warps; ~121 KB at hd 128 (1 CTA per SM), ~107 KB at hd 64 (2)
 static_assert(kBwdThreads / 32 == 2 * (kBN / 16), "backward: 8 warps = 4 key-row slices x 2 column halves");
 constexpr int kPadH = 8;           // bf16 row padding: 16 bytes, staggers banks, keeps rows 16-byte aligned
 constexpr int kPadF = 4;           // f32 row padding: 16 bytes
@@ -375,24 +375,31 @@ __global__ void flash_bwd_dq_convert_kernel(const float* __restrict__ dq_acc, bf
     dq[i] = __float2bfloat16_rn(dq_acc[i]);
 }
 
-template <int D> struct BwdLayout {
+// Shared memory of the backward CTA. The scalar twin accumulates dK and dV in shared memory
+// (their own f32 tiles); the tensor-core path keeps them in registers and stages them for the
+// final store over Q, dO, S, dP (dead by then): ~107 KB at hd 64 (2 CTAs per SM, where the
+// scalar twin's ~141 KB fits one), ~121 KB at hd 128 (1 CTA per SM), ~73 KB at hd 32.
+template <int D, bool kTC> struct BwdLayout {
   static constexpr int kLdH = D + kPadH;   // bf16 K, V, Q, dO tiles
   static constexpr int kLdF = D + kPadF;   // f32 dK, dV, dQ tiles
   static constexpr int kLdS = kBN + kPadF; // f32 S, dP [kBM][kBN]
   static constexpr int kLdP = kBN + kPadH; // bf16 P, dS [kBM][kBN]
+  static constexpr size_t kAccBytes = size_t(kBN) * kLdF * sizeof(float);  // one of dK, dV
   static constexpr size_t kK = 0;
   static constexpr size_t kV = kK + size_t(kBN) * kLdH * sizeof(bf16);
-  static constexpr size_t kQ = kV + size_t(kBN) * kLdH * sizeof(bf16);
+  static constexpr size_t kScalarAcc = kV + size_t(kBN) * kLdH * sizeof(bf16);  // scalar twin: dK, dV
+  static constexpr size_t kQ = kScalarAcc + (kTC ? 0 : 2 * kAccBytes);
   static constexpr size_t kdO = kQ + size_t(kBM) * kLdH * sizeof(bf16);
-  static constexpr size_t kdK = kdO + size_t(kBM) * kLdH * sizeof(bf16);
-  static constexpr size_t kdV = kdK + size_t(kBN) * kLdF * sizeof(float);
-  static constexpr size_t kS = kdV + size_t(kBN) * kLdF * sizeof(float);
+  static constexpr size_t kS = kdO + size_t(kBM) * kLdH * sizeof(bf16);
   static constexpr size_t kdP = kS + size_t(kBM) * kLdS * sizeof(float);
   static constexpr size_t kP = kdP + size_t(kBM) * kLdS * sizeof(float);
   static constexpr size_t kdS = kP + size_t(kBM) * kLdP * sizeof(bf16);
   static constexpr size_t kLse = kdS + size_t(kBM) * kLdP * sizeof(bf16);
   static constexpr size_t kDelta = kLse + kBM * sizeof(float);
   static constexpr size_t kBytes = kDelta + kBM * sizeof(float);
+  static constexpr size_t kdK = kTC ? kQ : kScalarAcc;  // tensor cores: staging over Q, dO, S, dP
+  static constexpr size_t kdV = kdK + kAccBytes;
+  static_assert(!kTC || kdV + kAccBytes <= kP, "dK, dV staging must fit over Q, dO, S and dP");
   // dS K lands on S and dP, dead once P and dS are formed.
   static constexpr size_t kdQ = kS;
   static_assert(size_t(kBM) * kLdF * sizeof(float) <= kP - kS, "dQ tile must fit over S and dP");
@@ -407,7 +414,7 @@ __global__ void __launch_bounds__(kBwdThreads)
                      const bf16* __restrict__ dout, const float* __restrict__ lse, const float* __restrict__ delta,
                      const int32_t* __restrict__ cu_seqlens, Params p, float* __restrict__ dq_acc,
                      bf16* __restrict__ dk, bf16* __restrict__ dv) {
-  using L = BwdLayout<D>;
+  using L = BwdLayout<D, kTC>;
   extern __shared__ __align__(128) unsigned char smem[];
   bf16* sK = reinterpret_cast<bf16*>(smem + L::kK);
   bf16* sV = reinterpret_cast<bf16*>(smem + L::kV);
@@ -441,10 +448,11 @@ __global__ void __launch_bounds__(kBwdThreads)
 
   load_tile<D, kBN>(sK, L::kLdH, k + (seg_begin + k_first) * p.k_stride + g * D, p.k_stride, k_rows);
   load_tile<D, kBN>(sV, L::kLdH, v + (seg_begin + k_first) * p.v_stride + g * D, p.v_stride, k_rows);
-  for (int i = int(threadIdx.x); i < kBN * L::kLdF; i += int(blockDim.x)) {
-    sdK[i] = 0.0f;
-    sdV[i] = 0.0f;
-  }
+  if constexpr (!kTC)
+    for (int i = int(threadIdx.x); i < kBN * L::kLdF; i += int(blockDim.x)) {
+      sdK[i] = 0.0f;
+      sdV[i] = 0.0f;
+    }
   // Tensor-core path: dK and dV accumulate in registers over every query tile and head of the
   // group (no rescale in the backward, so they never leave registers before the end). Warp w
   // owns key rows kr0 .. kr0 + 15 and columns c0 .. c0 + D/2 - 1 of both.
@@ -525,6 +533,7 @@ __global__ void __launch_bounds__(kBwdThreads)
     }
   }
   if constexpr (kTC) {
+    __syncthreads();  // the staging area (Q, dO, S, dP) is dead for every warp
 #pragma unroll
     for (int j = 0; j < kAccTiles; ++j) {
       wmma::store_matrix_sync(sdK + kr0 * L::kLdF + c0 + j * 16, dk_frag[j], unsigned(L::kLdF), wmma::mem_row_major);
@@ -573,7 +582,7 @@ void run_forward(const bf16* q, const bf16* k, const bf16* v, const int32_t* cu,
 template <int D, bool kTC>
 void run_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* dout, const float* lse, const float* delta,
                   const int32_t* cu, const FlashAttnShape& s, float* dq_acc, bf16* dk, bf16* dv, cudaStream_t stream) {
-  constexpr size_t smem = BwdLayout<D>::kBytes;
+  constexpr size_t smem = BwdLayout<D, kTC>::kBytes;
   BRISK_CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_kernel<D, kTC>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   const dim3 grid(unsigned(s.n_seg), unsigned(s.n_kv_heads), unsigned(tiles_of(s.max_seqlen, kBN)));
   flash_bwd_kernel<D, kTC><<<grid, kBwdThreads, smem, stream>>>(q, k, v, dout, lse, delta, cu, params_of(s), dq_acc, dk, dv);
