@@ -1,24 +1,25 @@
 // Flash attention (FlashAttention-2 style) for packed variable-length segments; semantics of
 // ops::attention_train_forward / attention_train_backward (backend/cpu/attention_train.cpp).
 //
-// Forward: one CTA per (segment, query head, 64-query tile). Q stays in shared memory; 64-key
-// tiles of K and V stream through it. Per key tile: S = Q K^T (tensor cores, f32), the online
-// softmax update per row (running max m, running sum l, rescale of the O accumulator by
-// exp(m_old - m_new)), then O += P V with P rounded to bf16. Key tiles no query of the tile can
-// see are never visited: causal stops at the diagonal tile, a window starts at its first tile.
-// Masks inside visited tiles are applied element by element (segment end, causal, window).
+// Forward: one CTA (4 warps) per (segment, query head, 64-query tile); each warp owns 16 query
+// rows. Q is loaded once; 64-key tiles of K and V stream through shared memory. Per key tile a
+// warp computes S = Q K^T for its rows, the online softmax update (running max and sum; O is
+// rescaled by exp(m_old - m_new) only when the max moved by more than a slack), and O += P V
+// with P rounded to bf16. Key tiles no query of the tile can see are never visited: causal
+// stops at the diagonal tile, a window starts at its first tile. Masks inside visited tiles
+// are applied element by element (segment end, causal, window).
 //
-// Backward: D = rowsum(dO * O) first (one warp per row). Then one CTA per (segment, kv head,
-// 64-key tile): K, V and the dK, dV accumulators stay in shared memory while the CTA loops over
-// the query heads of the GQA group and the query tiles that can see its keys, recomputing
-// P = exp(S - lse) and dS = P * (dP - D), dP = dO V^T; dV += P^T dO, dK += dS^T Q, and
-// dQ += dS K goes to an f32 accumulator with atomicAdd. A last kernel rounds dQ to bf16.
+// Backward: D = rowsum(dO * O) first (one warp per row). Then one CTA (8 warps) per (segment,
+// kv head, 64-key tile): K and V stay in shared memory, dK and dV in registers, while the CTA
+// loops over the query heads of the GQA group and the query tiles that can see its keys,
+// recomputing P = exp(S - lse) and dS = P * (dP - D), dP = dO V^T; dV += P^T dO, dK += dS^T Q,
+// and dQ += dS K goes to an f32 accumulator with atomicAdd. A last kernel rounds dQ to bf16.
 //
-// Tile products go through tile_gemm(): WMMA bf16 m16n16k16 with f32 accumulators, or (the
-// Scalar twin, for the tests) fp32 FMAs over the very same shared-memory tiles, so both share
-// every index, mask and softmax line. Accumulators live in shared memory (f32), not in
-// registers: slower than FA2's register-resident fragments, but the per-row rescale and masks
-// stay plain indexed code. Exponentials and logs use full-accuracy expf / logf.
+// Products: WMMA bf16 m16n16k16 with f32 accumulators; the Scalar twin (for the tests) runs the
+// very same tiles, slices, masks and softmax lines with fp32 FMAs. WMMA's fragment layout is
+// opaque, so anything done per element (masks, softmax, rescale, dS) goes through shared memory
+// (f32): slower than FA2's register-level mma.sync, simple to get right. Exponentials and logs
+// use full-accuracy expf / logf.
 #include "backend/cuda/flash_attn.h"
 
 #include <mma.h>
@@ -41,7 +42,7 @@ using bf16 = __nv_bfloat16;
 constexpr int kBM = 64;            // query rows per tile
 constexpr int kBN = 64;            // key rows per tile
 constexpr int kFwdThreads = 128;   // 4 warps; ~111 KB of shared memory at hd 128: 2 CTAs per SM
-constexpr int kBwdThreads = 256;   // 8 warps; ~187 KB at hd 128: 1 CTA per SM
+constexpr int kBwdThreads = 256;   // 8 warps; ~121 KB at hd 128 (1 CTA per SM), ~107 KB at hd 64 (2)
 static_assert(kBwdThreads / 32 == 2 * (kBN / 16), "backward: 8 warps = 4 key-row slices x 2 column halves");
 constexpr int kPadH = 8;           // bf16 row padding: 16 bytes, staggers banks, keeps rows 16-byte aligned
 constexpr int kPadF = 4;           // f32 row padding: 16 bytes
@@ -49,47 +50,55 @@ constexpr int kMaxGridYZ = 65535;  // CUDA's limit on gridDim.y and gridDim.z
 
 // ---------------------------------------------------------------------------------------------
 // Shared-memory tile products.
-// C[M, N] (f32, row stride ldc) = (accumulate ? C : 0) + A[M, K] * B[K, N], all in shared memory.
-// A(i, k) = A[i*lda + k], or A[k*lda + i] with kATrans (A stored transposed); B(k, n) =
-// B[k*ldb + n], or B[n*ldb + k] with kBTrans. The block's warps split the 16x16 output tiles,
-// each tile owned by one warp (or, scalar, each element by one thread): no barrier inside, the
-// caller syncs before and after. WMMA needs 32-byte aligned tile pointers and ld % 8 == 0 (bf16)
-// or % 4 == 0 (f32): the layouts below keep every tile base a multiple of 32 bytes.
-template <bool kTensorCores, bool kATrans, bool kBTrans, int M, int N, int K>
-__device__ __forceinline__ void tile_gemm(const bf16* A, int lda, const bf16* B, int ldb, float* C, int ldc,
-                                          bool accumulate) {
-  static_assert(M % 16 == 0 && N % 16 == 0 && K % 16 == 0, "tile_gemm: 16x16x16 tiles");
+//
+// The scalar twin's block-wide dK / dV update: C[M, N] (f32, row stride ldc) += A^T B with A
+// stored [K, M] (A(i, k) = A[k*lda + i]) and B [K, N] row-major, all in shared memory; one
+// thread per output element, no barrier inside. (The tensor-core path keeps dK, dV in warp
+// registers instead.)
+template <int M, int N, int K>
+__device__ __forceinline__ void block_gemm_at_b_fma(const bf16* A, int lda, const bf16* B, int ldb, float* C, int ldc) {
+  for (int idx = int(threadIdx.x); idx < M * N; idx += int(blockDim.x)) {
+    const int i = idx / N, n = idx % N;
+    float acc = C[i * ldc + n];
+    for (int k = 0; k < K; ++k)
+      acc = fmaf(__bfloat162float(A[k * lda + i]), __bfloat162float(B[k * ldb + n]), acc);
+    C[i * ldc + n] = acc;
+  }
+}
+
+// One warp's slice (WMMA needs 32-byte aligned tile pointers and ld % 8 == 0 for bf16, % 4 for
+// f32: the layouts below keep every tile base a multiple of 32 bytes): C[16, kN] (f32, row stride ldc) = A[16, K] * B[K, kN], A row-major, B(k, n)
+// = B[k*ldb + n] or, with kBTrans, B[n*ldb + k]. The A fragments are loaded once per k step and
+// reused across the kN / 16 output tiles. No barrier inside; C is the warp's own region.
+template <bool kTensorCores, bool kBTrans, int kN, int K>
+__device__ __forceinline__ void warp_gemm(const bf16* A, int lda, const bf16* B, int ldb, float* C, int ldc) {
+  static_assert(kN % 16 == 0 && K % 16 == 0, "warp_gemm: 16x16x16 tiles");
   if constexpr (kTensorCores) {
     namespace wmma = nvcuda::wmma;
-    using ALayout = std::conditional_t<kATrans, wmma::col_major, wmma::row_major>;
     using BLayout = std::conditional_t<kBTrans, wmma::col_major, wmma::row_major>;
-    const int warp = int(threadIdx.x) / kWarp, n_warps = int(blockDim.x) / kWarp;
-    for (int tile = warp; tile < (M / 16) * (N / 16); tile += n_warps) {
-      const int i0 = (tile / (N / 16)) * 16, n0 = (tile % (N / 16)) * 16;
-      wmma::fragment<wmma::accumulator, 16, 16, 16, float> c;
-      if (accumulate)
-        wmma::load_matrix_sync(c, C + i0 * ldc + n0, unsigned(ldc), wmma::mem_row_major);
-      else
-        wmma::fill_fragment(c, 0.0f);
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> c[kN / 16];
 #pragma unroll
-      for (int k0 = 0; k0 < K; k0 += 16) {
-        wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, ALayout> a;
+    for (int j = 0; j < kN / 16; ++j) wmma::fill_fragment(c[j], 0.0f);
+#pragma unroll
+    for (int k0 = 0; k0 < K; k0 += 16) {
+      wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> a;
+      wmma::load_matrix_sync(a, A + k0, unsigned(lda));
+#pragma unroll
+      for (int j = 0; j < kN / 16; ++j) {
         wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, BLayout> b;
-        wmma::load_matrix_sync(a, kATrans ? A + k0 * lda + i0 : A + i0 * lda + k0, unsigned(lda));
-        wmma::load_matrix_sync(b, kBTrans ? B + n0 * ldb + k0 : B + k0 * ldb + n0, unsigned(ldb));
-        wmma::mma_sync(c, a, b, c);
+        wmma::load_matrix_sync(b, kBTrans ? B + j * 16 * ldb + k0 : B + k0 * ldb + j * 16, unsigned(ldb));
+        wmma::mma_sync(c[j], a, b, c[j]);
       }
-      wmma::store_matrix_sync(C + i0 * ldc + n0, c, unsigned(ldc), wmma::mem_row_major);
     }
+#pragma unroll
+    for (int j = 0; j < kN / 16; ++j) wmma::store_matrix_sync(C + j * 16, c[j], unsigned(ldc), wmma::mem_row_major);
   } else {
-    for (int idx = int(threadIdx.x); idx < M * N; idx += int(blockDim.x)) {
-      const int i = idx / N, n = idx % N;
-      float acc = accumulate ? C[i * ldc + n] : 0.0f;
-      for (int k = 0; k < K; ++k) {
-        const float a = __bfloat162float(kATrans ? A[k * lda + i] : A[i * lda + k]);
-        const float b = __bfloat162float(kBTrans ? B[n * ldb + k] : B[k * ldb + n]);
-        acc = fmaf(a, b, acc);
-      }
+    const int lane = int(threadIdx.x) % kWarp;
+    for (int idx = lane; idx < 16 * kN; idx += kWarp) {
+      const int i = idx / kN, n = idx % kN;
+      float acc = 0.0f;
+      for (int k = 0; k < K; ++k)
+        acc = fmaf(__bfloat162float(A[i * lda + k]), __bfloat162float(kBTrans ? B[n * ldb + k] : B[k * ldb + n]), acc);
       C[i * ldc + n] = acc;
     }
   }
@@ -366,24 +375,31 @@ __global__ void flash_bwd_dq_convert_kernel(const float* __restrict__ dq_acc, bf
     dq[i] = __float2bfloat16_rn(dq_acc[i]);
 }
 
-template <int D> struct BwdLayout {
+// Shared memory of the backward CTA. The scalar twin accumulates dK and dV in shared memory
+// (their own f32 tiles); the tensor-core path keeps them in registers and stages them for the
+// final store over Q, dO, S, dP (dead by then): ~107 KB at hd 64 (2 CTAs per SM, where the
+// scalar twin's ~141 KB fits one), ~121 KB at hd 128 (1 CTA per SM), ~73 KB at hd 32.
+template <int D, bool kTC> struct BwdLayout {
   static constexpr int kLdH = D + kPadH;   // bf16 K, V, Q, dO tiles
   static constexpr int kLdF = D + kPadF;   // f32 dK, dV, dQ tiles
   static constexpr int kLdS = kBN + kPadF; // f32 S, dP [kBM][kBN]
   static constexpr int kLdP = kBN + kPadH; // bf16 P, dS [kBM][kBN]
+  static constexpr size_t kAccBytes = size_t(kBN) * kLdF * sizeof(float);  // one of dK, dV
   static constexpr size_t kK = 0;
   static constexpr size_t kV = kK + size_t(kBN) * kLdH * sizeof(bf16);
-  static constexpr size_t kQ = kV + size_t(kBN) * kLdH * sizeof(bf16);
+  static constexpr size_t kScalarAcc = kV + size_t(kBN) * kLdH * sizeof(bf16);  // scalar twin: dK, dV
+  static constexpr size_t kQ = kScalarAcc + (kTC ? 0 : 2 * kAccBytes);
   static constexpr size_t kdO = kQ + size_t(kBM) * kLdH * sizeof(bf16);
-  static constexpr size_t kdK = kdO + size_t(kBM) * kLdH * sizeof(bf16);
-  static constexpr size_t kdV = kdK + size_t(kBN) * kLdF * sizeof(float);
-  static constexpr size_t kS = kdV + size_t(kBN) * kLdF * sizeof(float);
+  static constexpr size_t kS = kdO + size_t(kBM) * kLdH * sizeof(bf16);
   static constexpr size_t kdP = kS + size_t(kBM) * kLdS * sizeof(float);
   static constexpr size_t kP = kdP + size_t(kBM) * kLdS * sizeof(float);
   static constexpr size_t kdS = kP + size_t(kBM) * kLdP * sizeof(bf16);
   static constexpr size_t kLse = kdS + size_t(kBM) * kLdP * sizeof(bf16);
   static constexpr size_t kDelta = kLse + kBM * sizeof(float);
   static constexpr size_t kBytes = kDelta + kBM * sizeof(float);
+  static constexpr size_t kdK = kTC ? kQ : kScalarAcc;  // tensor cores: staging over Q, dO, S, dP
+  static constexpr size_t kdV = kdK + kAccBytes;
+  static_assert(!kTC || kdV + kAccBytes <= kP, "dK, dV staging must fit over Q, dO, S and dP");
   // dS K lands on S and dP, dead once P and dS are formed.
   static constexpr size_t kdQ = kS;
   static_assert(size_t(kBM) * kLdF * sizeof(float) <= kP - kS, "dQ tile must fit over S and dP");
@@ -398,7 +414,7 @@ __global__ void __launch_bounds__(kBwdThreads)
                      const bf16* __restrict__ dout, const float* __restrict__ lse, const float* __restrict__ delta,
                      const int32_t* __restrict__ cu_seqlens, Params p, float* __restrict__ dq_acc,
                      bf16* __restrict__ dk, bf16* __restrict__ dv) {
-  using L = BwdLayout<D>;
+  using L = BwdLayout<D, kTC>;
   extern __shared__ __align__(128) unsigned char smem[];
   bf16* sK = reinterpret_cast<bf16*>(smem + L::kK);
   bf16* sV = reinterpret_cast<bf16*>(smem + L::kV);
@@ -432,16 +448,19 @@ __global__ void __launch_bounds__(kBwdThreads)
 
   load_tile<D, kBN>(sK, L::kLdH, k + (seg_begin + k_first) * p.k_stride + g * D, p.k_stride, k_rows);
   load_tile<D, kBN>(sV, L::kLdH, v + (seg_begin + k_first) * p.v_stride + g * D, p.v_stride, k_rows);
-  for (int i = int(threadIdx.x); i < kBN * L::kLdF; i += int(blockDim.x)) {
-    sdK[i] = 0.0f;
-    sdV[i] = 0.0f;
-  }
+  if constexpr (!kTC)
+    for (int i = int(threadIdx.x); i < kBN * L::kLdF; i += int(blockDim.x)) {
+      sdK[i] = 0.0f;
+      sdV[i] = 0.0f;
+    }
   // Tensor-core path: dK and dV accumulate in registers over every query tile and head of the
   // group (no rescale in the backward, so they never leave registers before the end). Warp w
   // owns key rows kr0 .. kr0 + 15 and columns c0 .. c0 + D/2 - 1 of both.
   namespace wmma = nvcuda::wmma;
   const int warp = int(threadIdx.x) / kWarp;
+  const int lane = int(threadIdx.x) % kWarp;
   const int kr0 = (warp % (kBN / 16)) * 16, c0 = (warp / (kBN / 16)) * (D / 2);
+  const int qr0 = (warp % (kBM / 16)) * 16, kc0 = (warp / (kBM / 16)) * (kBN / 2);  // S, dP, dQ slices
   constexpr int kAccTiles = D / 2 / 16;
   wmma::fragment<wmma::accumulator, 16, 16, 16, float> dk_frag[kAccTiles], dv_frag[kAccTiles];
   if constexpr (kTC) {
@@ -460,7 +479,7 @@ __global__ void __launch_bounds__(kBwdThreads)
     for (int qt = k_first / kBM; qt <= (q_end - 1) / kBM; ++qt) {
       const int q_first = qt * kBM, q_rows = min(kBM, seg_len - q_first);
       const int64_t row0 = seg_begin + q_first;
-      __syncthreads();  // the previous step is done with sQ, sdO and sdQ
+      __syncthreads();  // the previous step is done with sQ, sdO, sP, sdS and sdQ
       load_tile<D, kBM>(sQ, L::kLdH, q + row0 * p.q_stride + h * D, p.q_stride, q_rows);
       load_tile<D, kBM>(sdO, L::kLdH, dout + row0 * dout_stride + h * D, dout_stride, q_rows);
       for (int r = int(threadIdx.x); r < kBM; r += int(blockDim.x)) {
@@ -468,18 +487,22 @@ __global__ void __launch_bounds__(kBwdThreads)
         sDelta[r] = r < q_rows ? delta[(row0 + r) * p.n_heads + h] : 0.0f;
       }
       __syncthreads();
-      tile_gemm<kTC, false, true, kBM, kBN, D>(sQ, L::kLdH, sK, L::kLdH, sS, L::kLdS, false);    // S = Q K^T
-      tile_gemm<kTC, false, true, kBM, kBN, D>(sdO, L::kLdH, sV, L::kLdH, sdP, L::kLdS, false);  // dP = dO V^T
-      __syncthreads();
-      for (int i = int(threadIdx.x); i < kBM * kBN; i += int(blockDim.x)) {
-        const int r = i / kBN, c = i % kBN;
+      // Warp w's slice of S = Q K^T and dP = dO V^T (query rows qr0.., key columns kc0..), then
+      // P and dS on that slice: only the warp's own rows and columns, so only __syncwarp.
+      warp_gemm<kTC, true, kBN / 2, D>(sQ + qr0 * L::kLdH, L::kLdH, sK + kc0 * L::kLdH, L::kLdH,
+                                       sS + qr0 * L::kLdS + kc0, L::kLdS);
+      warp_gemm<kTC, true, kBN / 2, D>(sdO + qr0 * L::kLdH, L::kLdH, sV + kc0 * L::kLdH, L::kLdH,
+                                       sdP + qr0 * L::kLdS + kc0, L::kLdS);
+      __syncwarp();
+      for (int i = lane; i < 16 * (kBN / 2); i += kWarp) {
+        const int r = qr0 + i / (kBN / 2), c = kc0 + i % (kBN / 2);
         const bool vis = key_visible(q_first + r, k_first + c, seg_len, p.window);
         const float prob = vis ? expf(sS[r * L::kLdS + c] * p.scale - sLse[r]) : 0.0f;
         const float ds = prob * (sdP[r * L::kLdS + c] - sDelta[r]);
         sP[r * L::kLdP + c] = __float2bfloat16_rn(prob);
         sdS[r * L::kLdP + c] = __float2bfloat16_rn(ds);
       }
-      __syncthreads();
+      __syncthreads();  // dV, dK and dQ below read every warp's P and dS
       if constexpr (kTC) {  // dV += P^T dO, dK += dS^T Q into the warp's register accumulators
 #pragma unroll
         for (int k0 = 0; k0 < kBM; k0 += 16) {
@@ -496,18 +519,21 @@ __global__ void __launch_bounds__(kBwdThreads)
           }
         }
       } else {
-        tile_gemm<false, true, false, kBN, D, kBM>(sP, L::kLdP, sdO, L::kLdH, sdV, L::kLdF, true);   // dV += P^T dO
-        tile_gemm<false, true, false, kBN, D, kBM>(sdS, L::kLdP, sQ, L::kLdH, sdK, L::kLdF, true);   // dK += dS^T Q
+        block_gemm_at_b_fma<kBN, D, kBM>(sP, L::kLdP, sdO, L::kLdH, sdV, L::kLdF);   // dV += P^T dO
+        block_gemm_at_b_fma<kBN, D, kBM>(sdS, L::kLdP, sQ, L::kLdH, sdK, L::kLdF);   // dK += dS^T Q
       }
-      tile_gemm<kTC, false, false, kBM, D, kBN>(sdS, L::kLdP, sK, L::kLdH, sdQ, L::kLdF, false); // dQ_part = dS K
-      __syncthreads();
-      for (int i = int(threadIdx.x); i < q_rows * D; i += int(blockDim.x)) {
-        const int r = i / D, c = i % D;
-        atomicAdd(dq_acc + ((row0 + r) * p.n_heads + h) * D + c, p.scale * sdQ[r * L::kLdF + c]);
+      // dQ rows qr0.., columns c0.. = dS K for the warp's slice, staged over the dead S / dP,
+      // then added to the f32 accumulator.
+      warp_gemm<kTC, false, D / 2, kBN>(sdS + qr0 * L::kLdP, L::kLdP, sK + c0, L::kLdH, sdQ + qr0 * L::kLdF + c0, L::kLdF);
+      __syncwarp();
+      for (int i = lane; i < 16 * (D / 2); i += kWarp) {
+        const int r = qr0 + i / (D / 2), c = c0 + i % (D / 2);
+        if (r < q_rows) atomicAdd(dq_acc + ((row0 + r) * p.n_heads + h) * D + c, p.scale * sdQ[r * L::kLdF + c]);
       }
     }
   }
   if constexpr (kTC) {
+    __syncthreads();  // the staging area (Q, dO, S, dP) is dead for every warp
 #pragma unroll
     for (int j = 0; j < kAccTiles; ++j) {
       wmma::store_matrix_sync(sdK + kr0 * L::kLdF + c0 + j * 16, dk_frag[j], unsigned(L::kLdF), wmma::mem_row_major);
@@ -556,7 +582,7 @@ void run_forward(const bf16* q, const bf16* k, const bf16* v, const int32_t* cu,
 template <int D, bool kTC>
 void run_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* dout, const float* lse, const float* delta,
                   const int32_t* cu, const FlashAttnShape& s, float* dq_acc, bf16* dk, bf16* dv, cudaStream_t stream) {
-  constexpr size_t smem = BwdLayout<D>::kBytes;
+  constexpr size_t smem = BwdLayout<D, kTC>::kBytes;
   BRISK_CUDA_CHECK(cudaFuncSetAttribute(flash_bwd_kernel<D, kTC>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   const dim3 grid(unsigned(s.n_seg), unsigned(s.n_kv_heads), unsigned(tiles_of(s.max_seqlen, kBN)));
   flash_bwd_kernel<D, kTC><<<grid, kBwdThreads, smem, stream>>>(q, k, v, dout, lse, delta, cu, params_of(s), dq_acc, dk, dv);
