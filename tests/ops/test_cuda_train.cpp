@@ -124,10 +124,12 @@ double worst_grad_error(const LoraAdapter& gpu, const LoraAdapter& cpu, const ch
 // same rounding FlashAttention-2 uses for that GEMM, is then amplified by |k_mean| / |k - k_mean|,
 // measured up to ~9% (L2) on random 8-layer models (also with the CPU reference's weights
 // rounded to bf16, so it is the arithmetic, not the storage). Every other module: ~2%.
-// Through 8 layers of bf16 backward the other modules' tensors land at 2-8% as well (measured
-// 6.8-8.2% on the small models, 1.9% on 2-layer qwen3): the bound per tensor is 0.15, and the
-// whole gradient (every tensor concatenated) must agree to 5%.
-constexpr double kLossTol = 3e-3, kGradTol = 0.15, kGradTolQK = 0.15, kGlobalTol = 5e-2;
+// Through 8 layers of bf16 backward (the residual stream and its gradient are bf16, as in HF
+// training of a bf16 model) the other modules' tensors land at 2-8% as well (measured 6.8-8.2%
+// on the small models, 1.9% on 2-layer qwen3): the bound per tensor is 0.15, and the whole
+// gradient (every tensor concatenated) must agree to 10% (measured 6.2-6.6% on 8 layers, 1.8%
+// on 2). A wrong term (rope sign, a missing LoRA path, a mask error) costs O(1).
+constexpr double kLossTol = 3e-3, kGradTol = 0.15, kGradTolQK = 0.15, kGlobalTol = 0.1;
 
 // ||gpu - cpu|| / ||cpu|| over every adapter gradient at once.
 double global_grad_error(const LoraAdapter& gpu, const LoraAdapter& cpu) {

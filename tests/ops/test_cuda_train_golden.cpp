@@ -3,6 +3,8 @@
 // adapter gradient against Hugging Face, within bf16 tolerances. The CPU trainer meets 1e-5
 // (loss) and 1e-4 (gradients) on the same cases; bf16 weights and activations cost about two
 // decimal digits, so the GPU bounds are 5e-3 (loss, relative) and 5e-2 (gradient max|d|/max|hf|).
+// Cases whose head_dim the flash kernels do not support (16: the tiny llama/qwen2 presets) are
+// listed and skipped; the qwen3 case (head_dim 32) runs.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -23,7 +25,7 @@ TEST(CudaTrainGolden, LoraCasesMatchTransformersAndPeft) {
   BRISK_REQUIRE_CUDA_DEVICE();
   json spec = testing::load_golden_json("tests/golden/train_cases.json", "make_train_refs.py");
   json refs = testing::load_golden_json("tests/golden/data/train_refs.json", "make_train_refs.py");
-  int lora_cases = 0;
+  int lora_cases = 0, checked = 0;
   for (size_t ci = 0; ci < spec["cases"].size(); ++ci) {
     const json& c = spec["cases"][ci];
     const json& ref = refs["cases"][ci];
@@ -33,6 +35,13 @@ TEST(CudaTrainGolden, LoraCasesMatchTransformersAndPeft) {
     testing::TempDir tmp;
     init_model(tmp.path + "/m", testing::parse_init_args(c["init"], testing::tokenizer_dir(c["tokenizer"])));
     auto model = Model::load(tmp.path + "/m");
+    const int64_t hd = model->config().head_dim;
+    if (hd != 32 && hd != 64 && hd != 128) {  // the flash kernels' head sizes (docs/CUDA.md)
+      std::printf("[gpu train golden] %-28s head_dim %lld: not trainable on the GPU, skipped\n", name.c_str(),
+                  (long long)hd);
+      continue;
+    }
+    ++checked;
     LoraSpec ls;
     ls.r = c["lora"]["r"];
     ls.alpha = c["lora"]["alpha"];
@@ -82,6 +91,7 @@ TEST(CudaTrainGolden, LoraCasesMatchTransformersAndPeft) {
     EXPECT_LE(worst, 5e-2) << name;
   }
   EXPECT_GE(lora_cases, 3);
+  EXPECT_GE(checked, 1) << "no golden LoRA case has a head size the GPU trainer supports";
 }
 
 }  // namespace
