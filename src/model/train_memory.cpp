@@ -48,6 +48,7 @@ GpuActivations layout_gpu_activations(const ModelConfig& c, const TrainShape& s,
     a.xn2 = bf("xn2", T, H);
     a.gate = bf("gate", T, I);
     a.up = bf("up", T, I);
+    a.h = bf("h", T, I);
     if (s.lora)
       for (int j = 0; j < kNumProj; ++j)
         if (s.lora_targets[size_t(j)]) a.u[size_t(j)] = bf("lora_u", T, r);
@@ -90,7 +91,6 @@ GpuActivations layout_gpu_activations(const ModelConfig& c, const TrainShape& s,
   g.dgate = bf("dgate", T, I);
   g.dup = bf("dup", T, I);
   g.dh = bf("dh", T, I);
-  g.h = bf("h", T, I);
   g.du = bf("du", T, r);
   g.xd = s.lora_dropout ? bf("dropout_x", T, max_in) : Tensor();
   g.tmp = s.lora_dropout ? bf("dropout_tmp", T, max_in) : Tensor();

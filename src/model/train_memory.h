@@ -37,14 +37,14 @@ size_t attention_scratch_bytes(const ModelConfig& c, int64_t tokens);
 //              shared scratch; attention itself is not recomputed
 //   full:      only x_in per layer; the whole layer is recomputed before its backward
 struct GpuLayerActs {
-  Tensor x_in, xn, q_raw, k_raw, q, k, v, attn, lse /*f32 [T, nh]*/, x_mid, xn2, gate, up;
+  Tensor x_in, xn, q_raw, k_raw, q, k, v, attn, lse /*f32 [T, nh]*/, x_mid, xn2, gate, up, h;
   std::array<Tensor, kNumProj> u;  // LoRA dropout(x) A^T, [T, r]
 };
 
 struct GpuActivations {
   std::vector<GpuLayerActs> layers;  // [L]
   Tensor x_final;                    // [T, H] output of the last layer
-  Tensor xf, dres, dmid, dxn, dq, dk, dv, dq_raw, dk_raw, dattn, dgate, dup, dh, h, du, xd, tmp;
+  Tensor xf, dres, dmid, dxn, dq, dk, dv, dq_raw, dk_raw, dattn, dgate, dup, dh, du, xd, tmp;
   Tensor logits;                     // [chunk, V] bf16 (dlogits in place)
   Tensor row_loss;                   // [T] f32
   Tensor ids, targets, positions, cu_seqlens;  // i32 [T], [T], [T], [T + 1]

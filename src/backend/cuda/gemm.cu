@@ -68,7 +68,8 @@ struct GemmEngine::Impl {
 
   Plan& plan_for(const GemmArgs& g, int64_t lda, int64_t ldb, int64_t ldc) {
     PlanKey key{g.m, g.n, g.k, lda, ldb, ldc, int(g.a_type), int(g.b_type), int(g.c_type), g.trans_a, g.trans_b,
-                g.bias != nullptr, g.beta != 0.0f, alignment(g.a), alignment(g.b), alignment(g.c),
+                g.bias != nullptr, g.beta != 0.0f, alignment(g.a), alignment(g.b),
+                std::min(alignment(g.c), alignment(g.c_in ? g.c_in : g.c)),
                 g.bias ? alignment(g.bias) : 0};
     auto it = plans.find(key);
     if (it != plans.end()) return *it->second;
@@ -143,7 +144,8 @@ void GemmEngine::run(const GemmArgs& g, cudaStream_t stream) {
   if (g.bias)
     BRISK_CUBLAS_CHECK(
         cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias, sizeof(g.bias)));
-  BRISK_CUBLAS_CHECK(cublasLtMatmul(impl_->handle, p.desc, &g.alpha, g.b, p.a, g.a, p.b, &g.beta, g.c, p.c, g.c, p.c,
+  const void* c_in = g.c_in ? g.c_in : g.c;
+  BRISK_CUBLAS_CHECK(cublasLtMatmul(impl_->handle, p.desc, &g.alpha, g.b, p.a, g.a, p.b, &g.beta, c_in, p.c, g.c, p.c,
                                     &p.algo, impl_->workspace.data(), impl_->workspace.size(), stream));
 }
 

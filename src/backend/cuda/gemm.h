@@ -31,6 +31,8 @@ struct GemmArgs {
   DType c_type = DType::BF16;  // BF16 or F32 (F32 accumulates gradients into fp32 buffers)
   int64_t ldc = 0;
   float alpha = 1.0f, beta = 0.0f;  // beta != 0 reads C (accumulate)
+  const void* c_in = nullptr;       // with beta != 0: read C from here (same layout) instead of c,
+                                    // so y = x + proj(...) needs no copy of x into y first
   const void* bias = nullptr;       // optional [n], same dtype as A (bf16); fused epilogue
 };
 

@@ -279,14 +279,16 @@ struct CudaTrainModel::Impl {
 
   // ---- building blocks ----------------------------------------------------------------------
   // y [T, n] (=|+=) x [T, k] W^T (+ bias)
+  // y = x W^T (+ bias) (+ residual, read from `residual` or, when accumulate, from y itself).
   void linear(const bf16* x, int64_t T, int64_t k, const bf16* W, int64_t n, const bf16* bias, bf16* y,
-              bool accumulate, int64_t ldx = 0) {
+              bool accumulate, const bf16* residual = nullptr) {
     GemmArgs g;
     g.m = T, g.n = n, g.k = k;
-    g.a = x, g.lda = ldx;
+    g.a = x;
     g.b = W, g.trans_b = true;
     g.c = y;
-    g.beta = accumulate ? 1.0f : 0.0f;
+    g.c_in = residual;
+    g.beta = accumulate || residual ? 1.0f : 0.0f;
     g.bias = bias;
     gemm->run(g, stream);
   }
@@ -297,9 +299,9 @@ struct CudaTrainModel::Impl {
 
   // y (+)= x W^T + b, plus s * dropout(x) A^T B^T, saving u = dropout(x) A^T.
   void linear_fwd(int64_t l, Proj p, const bf16* W, const bf16* b, const bf16* x, int64_t T, bf16* y, const Tensor& u,
-                  bool accumulate, bool train, uint64_t seed) {
+                  const bf16* residual, bool train, uint64_t seed) {
     const int64_t in = proj_in(cfg, p), out = proj_out(cfg, p);
-    linear(x, T, in, W, out, b, y, accumulate);
+    linear(x, T, in, W, out, b, y, false, residual);
     const DevLora& d = lora[size_t(l)][size_t(p)];
     if (!d.on) return;
     const bf16* xin = x;
@@ -393,9 +395,9 @@ struct CudaTrainModel::Impl {
     const int64_t T = bi.T, H = cfg.hidden_size, nh = cfg.num_heads, nkv = cfg.num_kv_heads, hd = cfg.head_dim;
     const float eps = float(cfg.rms_norm_eps);
     launch_rmsnorm(x, W.attn_norm, B(a.xn), T, int(H), eps, 0.0f, stream);
-    linear_fwd(l, Proj::Q, W.wq, W.bq, B(a.xn), T, B(a.q_raw), a.u[0], false, train, seed);
-    linear_fwd(l, Proj::K, W.wk, W.bk, B(a.xn), T, B(a.k_raw), a.u[1], false, train, seed);
-    linear_fwd(l, Proj::V, W.wv, W.bv, B(a.xn), T, B(a.v), a.u[2], false, train, seed);
+    linear_fwd(l, Proj::Q, W.wq, W.bq, B(a.xn), T, B(a.q_raw), a.u[0], nullptr, train, seed);
+    linear_fwd(l, Proj::K, W.wk, W.bk, B(a.xn), T, B(a.k_raw), a.u[1], nullptr, train, seed);
+    linear_fwd(l, Proj::V, W.wv, W.bv, B(a.xn), T, B(a.v), a.u[2], nullptr, train, seed);
     if (cfg.qk_norm) {
       launch_rmsnorm(B(a.q_raw), W.q_norm, B(a.q), T * nh, int(hd), eps, 0.0f, stream);
       launch_rmsnorm(B(a.k_raw), W.k_norm, B(a.k), T * nkv, int(hd), eps, 0.0f, stream);
@@ -405,20 +407,18 @@ struct CudaTrainModel::Impl {
     if (run_attention)
       launch_flash_attn_forward(B(a.q), B(a.k), B(a.v), I(act.cu_seqlens), attn_shape(T, bi.n_seg, bi.max_len, l),
                                 B(a.attn), F(a.lse), stream);
-    BRISK_CUDA_CHECK(cudaMemcpyAsync(B(a.x_mid), x, size_t(T * H) * 2, cudaMemcpyDeviceToDevice, stream));
-    linear_fwd(l, Proj::O, W.wo, W.bo, B(a.attn), T, B(a.x_mid), a.u[3], true, train, seed);
+    linear_fwd(l, Proj::O, W.wo, W.bo, B(a.attn), T, B(a.x_mid), a.u[3], x, train, seed);  // x_mid = x + o(attn)
     launch_rmsnorm(B(a.x_mid), W.mlp_norm, B(a.xn2), T, int(H), eps, 0.0f, stream);
-    linear_fwd(l, Proj::Gate, W.w_gate, nullptr, B(a.xn2), T, B(a.gate), a.u[4], false, train, seed);
-    linear_fwd(l, Proj::Up, W.w_up, nullptr, B(a.xn2), T, B(a.up), a.u[5], false, train, seed);
-    launch_swiglu(B(a.gate), B(a.up), B(act.h), T * cfg.intermediate_size, stream);
+    linear_fwd(l, Proj::Gate, W.w_gate, nullptr, B(a.xn2), T, B(a.gate), a.u[4], nullptr, train, seed);
+    linear_fwd(l, Proj::Up, W.w_up, nullptr, B(a.xn2), T, B(a.up), a.u[5], nullptr, train, seed);
+    launch_swiglu(B(a.gate), B(a.up), B(a.h), T * cfg.intermediate_size, stream);
     if (out) {
-      BRISK_CUDA_CHECK(cudaMemcpyAsync(out, B(a.x_mid), size_t(T * H) * 2, cudaMemcpyDeviceToDevice, stream));
-      linear_fwd(l, Proj::Down, W.w_down, nullptr, B(act.h), T, out, a.u[6], true, train, seed);
+      linear_fwd(l, Proj::Down, W.w_down, nullptr, B(a.h), T, out, a.u[6], B(a.x_mid), train, seed);
     } else if (lora[size_t(l)][size_t(Proj::Down)].on) {
       // Recomputation before backward: the layer output is not needed, only the down
       // projection's LoRA input u = dropout(h) A^T.
       const DevLora& d = lora[size_t(l)][size_t(Proj::Down)];
-      const bf16* xin = B(act.h);
+      const bf16* xin = B(a.h);
       if (train && spec.dropout > 0) {
         launch_dropout(xin, B(act.xd), T * d.in, float(spec.dropout), dropout_seed(seed, l, Proj::Down), stream);
         xin = B(act.xd);
@@ -434,10 +434,8 @@ struct CudaTrainModel::Impl {
                   nkv = cfg.num_kv_heads, hd = cfg.head_dim;
     const float eps = float(cfg.rms_norm_eps);
     bf16 *d = B(act.dres), *dm = B(act.dmid), *dxn = B(act.dxn);
-    // MLP. h was left in act.h by the forward of this layer (or its recomputation).
-    if (recompute == Recompute::None)  // the shared h holds the last layer's: rebuild this one
-      launch_swiglu(B(a.gate), B(a.up), B(act.h), T * I_, stream);
-    linear_bwd(l, Proj::Down, W.w_down, B(act.h), a.u[6], d, T, B(act.dh), false, seed);
+    // MLP: h = silu(gate) * up was stored by this layer's forward (or its recomputation).
+    linear_bwd(l, Proj::Down, W.w_down, B(a.h), a.u[6], d, T, B(act.dh), false, seed);
     launch_swiglu_backward(B(a.gate), B(a.up), B(act.dh), B(act.dgate), B(act.dup), T * I_, stream);
     linear_bwd(l, Proj::Gate, W.w_gate, B(a.xn2), a.u[4], B(act.dgate), T, dxn, false, seed);
     linear_bwd(l, Proj::Up, W.w_up, B(a.xn2), a.u[5], B(act.dup), T, dxn, true, seed);
