@@ -278,13 +278,28 @@ TrainOutcome run_training(const TrainConfig& cfg, const TrainerOptions& opt) {
       n_targets += micro.back().label_count();
       n_tokens += micro.back().size();
     }
+    // A device failure mid-run (a CUDA error surfaces as brisk::Error at the next checked call)
+    // ends the run with the step, the device and the last good checkpoint named; checkpoints are
+    // written atomically, so the ones on disk stay valid.
+    auto on_device = [&](auto&& fn) {
+      try {
+        return fn();
+      } catch (const Error& e) {
+        std::string last = latest_checkpoint(cfg.output_dir);
+        events.emit({{"event", "error"}, {"step", step + 1}, {"message", e.what()}, {"checkpoint", last}});
+        throw Error(cat("step ", step + 1, " on ", engine->device(), ": ", e.what(), "; last good checkpoint: ",
+                        last.empty() ? "none" : last + " (continue with --resume)"));
+      }
+    };
     double loss_sum = 0;
     if (n_targets > 0)
       for (size_t m = 0; m < micro.size(); ++m)
-        loss_sum += engine->forward_backward(micro[m], 1.0f / float(n_targets),
-                                        cfg.seed ^ (uint64_t(step) << 20) ^ uint64_t(m));
+        loss_sum += on_device([&] {
+          return engine->forward_backward(micro[m], 1.0f / float(n_targets),
+                                          cfg.seed ^ (uint64_t(step) << 20) ^ uint64_t(m));
+        });
     double loss = n_targets ? loss_sum / double(n_targets) : 0.0;
-    double gnorm = engine->clip_grad_norm(cfg.max_grad_norm);
+    double gnorm = on_device([&] { return engine->clip_grad_norm(cfg.max_grad_norm); });
     if (!std::isfinite(loss) || !std::isfinite(gnorm)) {
       std::string last = latest_checkpoint(cfg.output_dir);
       events.emit({{"event", "error"}, {"step", step + 1}, {"message", "non-finite loss"}, {"checkpoint", last}});
@@ -294,7 +309,10 @@ TrainOutcome run_training(const TrainConfig& cfg, const TrainerOptions& opt) {
     }
     double lr = lr_at(cfg.lr_scheduler, cfg.learning_rate, step, warmup, total);
     AdamWOptions ao{lr, cfg.adam_beta1, cfg.adam_beta2, cfg.adam_epsilon, cfg.weight_decay};
-    engine->optimizer_step(ao);
+    on_device([&] {
+      engine->optimizer_step(ao);
+      return 0;
+    });
     last_loss = loss;
     double dt = std::chrono::duration<double>(clock::now() - t0).count();
     tokens_since_start += n_tokens;

@@ -369,3 +369,38 @@ TEST(CudaTrain, ResumeFromACheckpointContinuesTheRun) {
 
 }  // namespace
 }  // namespace brisk::ops_test
+
+namespace brisk::ops_test {
+namespace {
+
+// A CUDA error in the middle of a run (injected at the 4th forward/backward through the test
+// hook) ends it with one clear error naming the step, the device and the last good checkpoint,
+// which stays loadable: resuming from it finishes the run.
+TEST(CudaTrain, ACudaErrorMidRunKeepsTheCheckpoint) {
+  BRISK_REQUIRE_CUDA_DEVICE();
+  testing::Job job("qwen3", "qwen3");
+  train::TrainConfig c = job.config();
+  c.device = "cuda";
+  c.save_steps = 2;
+  c.batch_size = 6;  // one micro-batch per step: the 4th call is step 4
+  ::setenv("BRISK_TEST_CUDA_FAULT_AT", "4", 1);
+  try {
+    train::run_training(c, testing::quiet());
+    ::unsetenv("BRISK_TEST_CUDA_FAULT_AT");
+    FAIL() << "the injected CUDA error must end the run";
+  } catch (const Error& e) {
+    ::unsetenv("BRISK_TEST_CUDA_FAULT_AT");
+    std::string msg = e.what();
+    std::printf("error: %s\n", msg.c_str());
+    EXPECT_NE(msg.find("step 4 on cuda"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("checkpoint-2"), std::string::npos) << msg;
+  }
+  EXPECT_TRUE(file_exists(job.out + "/checkpoints/checkpoint-2/adapter_model.safetensors"));
+  train::TrainerOptions r = testing::quiet();
+  r.resume = true;
+  EXPECT_EQ(train::run_training(c, r), train::TrainOutcome::Completed);
+  EXPECT_EQ(job.metrics().size(), 6u);
+}
+
+}  // namespace
+}  // namespace brisk::ops_test

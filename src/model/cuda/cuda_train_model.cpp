@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 #include "backend/cuda/adamw.h"
@@ -74,6 +75,7 @@ struct CudaTrainModel::Impl {
   int64_t n_lora = 0;  // elements of each f32 arena (incl. alignment padding, kept zero)
   std::vector<std::array<DevLora, kNumProj>> lora;
   int64_t steps = 0;
+  int64_t calls = 0;  // forward_backward calls (the fault-injection test hook counts them)
 
   DeviceArena act_arena;
   GpuActivations act;
@@ -577,6 +579,12 @@ CudaTrainModel::CudaTrainModel(const ModelConfig& cfg, const LoraSpec& spec, Rec
 CudaTrainModel::~CudaTrainModel() = default;
 
 double CudaTrainModel::forward_backward(const TokenBatch& batch, float grad_scale, uint64_t dropout_seed) {
+  // Test hook (tests/ops): BRISK_TEST_CUDA_FAULT_AT=N makes the N-th call fail with a real CUDA
+  // error (an invalid copy), to check how a run ends when the device fails mid-way.
+  const char* fault_env = std::getenv("BRISK_TEST_CUDA_FAULT_AT");
+  const int64_t fault_at = fault_env ? std::atoll(fault_env) : 0;
+  if (fault_at > 0 && ++impl_->calls == fault_at)
+    BRISK_CUDA_CHECK(cudaMemcpyAsync(nullptr, impl_->act.ids.data, 4, cudaMemcpyDeviceToDevice, impl_->stream));
   return impl_->run(batch, grad_scale, dropout_seed, true);
 }
 
