@@ -580,11 +580,13 @@ CudaTrainModel::~CudaTrainModel() = default;
 
 double CudaTrainModel::forward_backward(const TokenBatch& batch, float grad_scale, uint64_t dropout_seed) {
   // Test hook (tests/ops): BRISK_TEST_CUDA_FAULT_AT=N makes the N-th call fail with a real CUDA
-  // error (an invalid copy), to check how a run ends when the device fails mid-way.
+  // error (a copy with an invalid direction: reported at once and not sticky, so the same
+  // process can resume afterwards), to check how a run ends when the device fails mid-way.
   const char* fault_env = std::getenv("BRISK_TEST_CUDA_FAULT_AT");
   const int64_t fault_at = fault_env ? std::atoll(fault_env) : 0;
   if (fault_at > 0 && ++impl_->calls == fault_at)
-    BRISK_CUDA_CHECK(cudaMemcpyAsync(nullptr, impl_->act.ids.data, 4, cudaMemcpyDeviceToDevice, impl_->stream));
+    BRISK_CUDA_CHECK(cudaMemcpyAsync(impl_->act.targets.data, impl_->act.ids.data, 4, static_cast<cudaMemcpyKind>(99),
+                                     impl_->stream));
   return impl_->run(batch, grad_scale, dropout_seed, true);
 }
 
