@@ -8,7 +8,11 @@
 
 namespace brisk::cuda {
 
+// The failed call's error is also the runtime's "last error": it is cleared here, so a caller
+// that recovers from a non-sticky failure (bad argument, out of memory) is not blamed for it again
+// by the next check_launch. Sticky errors (a faulted kernel) stay: the context is unusable.
 [[noreturn]] inline void throw_cuda_error(cudaError_t e, const char* expr, const char* file, int line) {
+  (void)cudaGetLastError();
   throw Error(cat("CUDA error in ", expr, " (", file, ":", line, "): ", cudaGetErrorName(e), ": ",
                   cudaGetErrorString(e)));
 }
