@@ -25,6 +25,11 @@ class CpuTrainEngine : public TrainEngine {
   }
   std::vector<TrainGrad>& params() override { return tm_.params(); }
   AdamW& optimizer() override { return adam_; }
+  std::vector<GradSpan> gradient_spans() override {
+    std::vector<GradSpan> s;
+    for (TrainGrad& g : tm_.params()) s.push_back({g.grad.f32(), size_t(g.grad.numel())});
+    return s;
+  }
 
  private:
   static std::vector<Param> to_params(TrainModel& tm) {

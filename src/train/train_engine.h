@@ -32,6 +32,17 @@ class TrainEngine {
   virtual AdamW& optimizer() = 0;
   virtual void sync_to_host() {}
   virtual void sync_from_host() {}
+
+  // Data parallelism (train/dist/): the accumulated gradients, summed over ranks between the
+  // last forward_backward and clip_grad_norm. CPU: one span per trainable tensor, host memory.
+  // CUDA: the whole gradient arena as one span, device memory, with the engine's stream
+  // drained (the reduce runs on the communicator's stream; it does not overlap backward yet).
+  struct GradSpan {
+    float* data;
+    size_t n;
+  };
+  virtual std::vector<GradSpan> gradient_spans() = 0;
+  virtual bool gradients_on_device() const { return false; }
 };
 
 // Picks the device from cfg.device ("auto": CUDA when this build has it and a usable GPU is
