@@ -10,6 +10,7 @@
 #include "core/error.h"
 
 #ifdef BRISK_HAVE_MPI_H
+#define OMPI_SKIP_MPICXX 1  // the C API only
 #include <dlfcn.h>
 #include <mpi.h>
 
