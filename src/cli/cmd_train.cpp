@@ -67,6 +67,7 @@ brisk::cli::Registrar reg("train", "Fine-tune a model (LoRA or full) from a YAML
   app.add_option("--master-addr", a->launch.master_addr, "Address of host 0 (rank 0 listens there)");
   app.add_option("--master-port", a->launch.master_port, "Port rank 0 listens on for the rendezvous");
   app.add_option("--dp-backend", a->backend, "Collectives: auto (nccl for --gpus, else tcp), nccl, tcp, mpi (under mpirun)");
+  app.add_option("--zero", a->opt.zero_stage, "1: shard the AdamW moments over the ranks (ZeRO stage 1; CPU engine)");
   app.add_option("--replica-check-steps", a->opt.replica_check_steps,
                  "Check every K steps that all ranks hold identical parameters (0: at checkpoints and the end)");
   return [a, r]() -> int {

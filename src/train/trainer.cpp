@@ -222,6 +222,14 @@ TrainOutcome run_training(const TrainConfig& cfg, const TrainerOptions& opt) {
     std::error_code ec;
     std::filesystem::remove(metrics_path, ec);
   }
+  BRISK_CHECK(opt.zero_stage == 0 || opt.zero_stage == 1, "--zero ", opt.zero_stage, ": stages 0 and 1 exist");
+  if (opt.zero_stage == 1) {
+    const size_t unsharded = engine->optimizer_state_bytes();
+    engine->enable_zero1(comm);
+    if (lead)
+      log_info("ZeRO-1: optimizer state ", engine->optimizer_state_bytes() / 1024, " KiB on rank 0 (", unsharded / 1024,
+               " KiB unsharded, ", world, " ranks)");
+  }
   if (lead) write_file_atomic(path_join(cfg.output_dir, "train_config.json"), cfg_json.dump(2) + "\n");
   if (world > 1 && lead)
     log_info("data parallel: ", world, " ranks (", comm.backend(), "), ", cfg.batch_size * cfg.grad_accum,
@@ -271,10 +279,12 @@ TrainOutcome run_training(const TrainConfig& cfg, const TrainerOptions& opt) {
     st.global_batch_rows = per_step;
     st.world_size = world;
     check_replicas_agree(comm, *engine, step);  // collective: every rank, before rank 0 saves
+    engine->gather_optimizer_state(0);          // collective (ZeRO-1)
     if (!lead) return std::string();
     engine->sync_to_host();
     std::string path = save_checkpoint(cfg.output_dir, st, *model, lora.get(), engine->params(), adam, cfg.base_model,
                                        cfg.save_total_limit);
+    engine->release_optimizer_state();
     events.emit({{"event", "checkpoint"}, {"step", step}, {"path", path}});
     return path;
   };

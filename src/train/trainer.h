@@ -24,6 +24,8 @@ struct TrainerOptions {
   // Check every this many steps (and at every checkpoint and the end) that all ranks hold
   // identical parameters; 0 = only at checkpoints and the end.
   int64_t replica_check_steps = 0;
+  // 1: ZeRO stage 1, the AdamW moments sharded over the ranks (CPU engine; train/dist/zero1.h).
+  int zero_stage = 0;
 };
 
 enum class TrainOutcome { Completed, Interrupted };
