@@ -8,6 +8,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/log.h"
 #include "train/dist/communicator.h"
 #include "train/dist/launcher.h"
 #include "train/train_config.h"
@@ -85,9 +86,13 @@ brisk::cli::Registrar reg("train", "Fine-tune a model (LoRA or full) from a YAML
       comm = make_communicator(worker_backend, dist_env_from_environment());
     } else if (a->backend == "mpi") {
       comm = make_communicator("mpi", DistEnv{});
+    } else if (a->backend != "auto" && a->backend != "local" && a->gpus.empty() && a->nproc_per_node == 0 &&
+               cfg.gpus == "1") {
+      throw Error(brisk::cat("--dp-backend ", a->backend, ": also give --gpus N or --nproc-per-node N (or run under mpirun with --dp-backend mpi)"));
     } else {
       int n = a->nproc_per_node;
       std::string backend = a->backend == "auto" ? "tcp" : a->backend;
+      if (a->gpus.empty() && cfg.gpus != "1" && n == 0) a->gpus = cfg.gpus;  // `gpus:` in the config
       if (!a->gpus.empty()) {
         BRISK_CHECK(a->nproc_per_node == 0, "--gpus and --nproc-per-node: give one of them");
         const int visible = visible_gpu_count();
@@ -107,7 +112,8 @@ brisk::cli::Registrar reg("train", "Fine-tune a model (LoRA or full) from a YAML
         backend = a->backend == "auto" ? "nccl" : a->backend;
         a->launch.one_gpu_per_worker = true;
       }
-      if (n > 1 || a->launch.nnodes > 1) {
+      // --gpus 1 --dp-backend nccl still launches: one worker through the NCCL path.
+      if (n > 1 || a->launch.nnodes > 1 || (a->launch.one_gpu_per_worker && backend == "nccl" && a->backend == "nccl")) {
         a->launch.nproc_per_node = std::max(n, 1);
         a->launch.backend = backend;
         std::vector<std::string> argv = {"brisk"};
@@ -116,6 +122,7 @@ brisk::cli::Registrar reg("train", "Fine-tune a model (LoRA or full) from a YAML
       }
       // One process: the same training loop with a LocalCommunicator.
     }
+    if (comm && comm->rank() != 0) brisk::set_log_level(brisk::LogLevel::Warn);  // rank 0 tells the story
     a->opt.comm = comm.get();
     TrainOutcome out = run_training(cfg, a->opt);
     return out == TrainOutcome::Completed ? 0 : 130;
