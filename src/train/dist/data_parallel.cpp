@@ -15,7 +15,9 @@ std::vector<size_t> shard_positions(size_t begin, size_t end, int rank, int worl
 }
 
 void all_reduce_gradients(Communicator& comm, TrainEngine& engine) {
-  if (comm.size() == 1) return;
+  // One process of a real backend still goes through it (with NCCL: `--gpus 1 --dp-backend
+  // nccl` exercises the device path on one GPU); only the LocalCommunicator skips.
+  if (comm.backend() == "local") return;
   std::vector<TrainEngine::GradSpan> spans = engine.gradient_spans();
   BRISK_CHECK(engine.gradients_on_device() == comm.device_buffers(), "data parallelism: the ", engine.device(),
               " engine keeps its gradients in ", engine.gradients_on_device() ? "device" : "host",

@@ -16,7 +16,7 @@ namespace brisk::train {
 // world), so a resumed run with another world size recomputes the shards from the step alone.
 std::vector<size_t> shard_positions(size_t begin, size_t end, int rank, int world);
 
-// Sums the engine's gradients over the ranks in place (no-op for one rank). Host gradients go
+// Sums the engine's gradients over the ranks in place (no-op for the LocalCommunicator). Host gradients go
 // through the communicator in buckets of up to kGradBucketFloats, device gradients as one call.
 constexpr size_t kGradBucketFloats = size_t(1) << 22;
 void all_reduce_gradients(Communicator& comm, TrainEngine& engine);
