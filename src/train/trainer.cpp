@@ -321,7 +321,8 @@ TrainOutcome run_training(const TrainConfig& cfg, const TrainerOptions& opt) {
         sums[0] += engine->forward_backward(micro[m], 1.0f / float(n_targets),
                                             cfg.seed ^ (uint64_t(step) << 20) ^ uint64_t(m * size_t(world) + size_t(rank)));
     comm.all_reduce_sum_f64(sums, 2);
-    const bool stop_now = sums[1] > 0;  // every rank stops after the same step
+    // Every rank stops after the same step (one process also sees a signal that came later).
+    const bool stop_now = sums[1] > 0;
     all_reduce_gradients(comm, *engine);
     double loss = n_targets ? sums[0] / double(n_targets) : 0.0;
     double gnorm = engine->clip_grad_norm(cfg.max_grad_norm);
@@ -379,7 +380,7 @@ TrainOutcome run_training(const TrainConfig& cfg, const TrainerOptions& opt) {
         ::close(fd);
       }
     }
-    if (stop_now) {
+    if (stop_now || (world == 1 && g_stop_signal.load() != 0)) {
       if (tty) std::fprintf(stderr, "\n");
       std::string path = checkpoint(done, loss);
       if (lead)

@@ -11,8 +11,11 @@
 // Also: the same under mpirun (OpenMPI), ZeRO-1 equal to plain data parallelism bit for bit,
 // resume with another number of ranks, and a killed worker stopping the run with a message
 // naming it while the last checkpoint stays intact.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -34,9 +37,19 @@ namespace {
 using nlohmann::json;
 using testing::Job;
 
-int next_port() {
-  static int k = 0;
-  return 30000 + int(::getpid() % 15000) + 2 * (k++);
+// A port no one listens on now: the kernel picks it (bind to port 0), so parallel test
+// processes never collide.
+int free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+    throw Error("cannot find a free TCP port");
+  ::close(fd);
+  return ntohs(a.sin_port);
 }
 
 // metrics.jsonl's step lines (Job::metrics reads only the Job's own output folder).
@@ -63,7 +76,7 @@ int brisk_train(const std::string& cfg, const std::string& extra, std::string* l
   return testing::run_command(testing::brisk_binary() + " train " + cfg + " --quiet " + extra + " 2>&1", log);
 }
 
-std::string tcp_ranks(int n) { return "--nproc-per-node " + std::to_string(n) + " --master-port " + std::to_string(next_port()); }
+std::string tcp_ranks(int n) { return "--nproc-per-node " + std::to_string(n) + " --master-port " + std::to_string(free_port()); }
 
 bool have_mpirun() { return testing::run_command("command -v mpirun >/dev/null 2>&1") == 0; }
 

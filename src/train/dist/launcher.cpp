@@ -1,6 +1,7 @@
 #include "train/dist/launcher.h"
 
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -76,12 +77,17 @@ int launch_workers(const LaunchOptions& o, const std::vector<std::string>& argv)
 
   std::vector<pid_t> pids(size_t(o.nproc_per_node), -1);
   const int first_rank = o.node_rank * o.nproc_per_node;
+  const pid_t launcher = ::getpid();
   for (int l = 0; l < o.nproc_per_node; ++l) {
     pid_t pid = ::fork();
     BRISK_CHECK(pid >= 0, "launcher: fork failed (", std::strerror(errno), ")");
     if (pid == 0) {
       ::sigaction(SIGINT, &old_int, nullptr);
       ::sigaction(SIGTERM, &old_term, nullptr);
+      // If the launcher itself is killed, the workers get SIGTERM: they stop after the same
+      // step and rank 0 checkpoints, instead of training on as orphans.
+      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+      if (::getppid() != launcher) ::_exit(1);  // it died before prctl took effect
       for (auto& [k, v] : envs[size_t(l)]) ::setenv(k.c_str(), v.c_str(), 1);
       std::vector<char*> args;
       args.push_back(const_cast<char*>("brisk"));
