@@ -217,6 +217,7 @@ TEST(DistLauncher, WorkerEnvironment) {
   EXPECT_EQ(get("BRISK_MASTER_PORT"), "1234");
   EXPECT_EQ(get("BRISK_DP_BACKEND"), "nccl");
   EXPECT_EQ(get("CUDA_VISIBLE_DEVICES"), "6");
+  EXPECT_EQ(get("NCCL_NVLS_ENABLE"), "0");
   env = worker_environment(o, 3, nullptr);
   EXPECT_EQ(get("CUDA_VISIBLE_DEVICES"), "3");
   EXPECT_THROW(worker_environment(o, 3, "0,1"), Error);

@@ -12,11 +12,14 @@
 //   (the communicator is aborted) instead of a hang.
 #include <cuda_runtime.h>
 #include <dlfcn.h>
+#include <glob.h>
 #include <nccl.h>
 
 #include <chrono>
 #include <cstdlib>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "backend/cuda/cuda_check.h"
 #include "core/error.h"
@@ -45,12 +48,31 @@ void* must_sym(void* lib, const char* name) {
   return p;
 }
 
+// Where NCCL may be: BRISK_NCCL_LIBRARY, the loader's path, the CUDA toolkit, and the
+// nvidia-nccl-cu* Python wheel (PyTorch's NCCL, which GPU images often have instead).
+std::vector<std::string> nccl_candidates() {
+  std::vector<std::string> c;
+  if (const char* e = std::getenv("BRISK_NCCL_LIBRARY"); e && *e) c.push_back(e);
+  c.push_back("libnccl.so.2");
+  c.push_back("/usr/local/cuda/lib64/libnccl.so.2");
+  for (const char* pattern : {"/usr/local/lib/python3*/*-packages/nvidia/nccl/lib/libnccl.so.2",
+                              "/usr/lib/python3*/*-packages/nvidia/nccl/lib/libnccl.so.2",
+                              "/opt/conda/lib/python3*/site-packages/nvidia/nccl/lib/libnccl.so.2"}) {
+    glob_t g{};
+    if (::glob(pattern, 0, nullptr, &g) == 0)
+      for (size_t i = 0; i < g.gl_pathc; ++i) c.push_back(g.gl_pathv[i]);
+    ::globfree(&g);
+  }
+  return c;
+}
+
 const NcclApi& nccl_api() {
   static const NcclApi api = [] {
     void* lib = nullptr;
-    for (const char* n : {"libnccl.so.2", "libnccl.so", "/usr/local/cuda/lib64/libnccl.so.2"})
-      if ((lib = ::dlopen(n, RTLD_NOW | RTLD_LOCAL))) break;
-    BRISK_CHECK(lib, "--dp-backend nccl: cannot load libnccl.so.2 (install NCCL or add its folder to LD_LIBRARY_PATH)");
+    for (const std::string& n : nccl_candidates())
+      if ((lib = ::dlopen(n.c_str(), RTLD_NOW | RTLD_LOCAL))) break;
+    BRISK_CHECK(lib, "--dp-backend nccl: cannot load libnccl.so.2 (install NCCL, add its folder to LD_LIBRARY_PATH, "
+                     "or set BRISK_NCCL_LIBRARY to its path)");
     NcclApi a;
     a.get_unique_id = reinterpret_cast<decltype(a.get_unique_id)>(must_sym(lib, "ncclGetUniqueId"));
     a.comm_init_rank = reinterpret_cast<decltype(a.comm_init_rank)>(must_sym(lib, "ncclCommInitRank"));

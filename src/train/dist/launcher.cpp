@@ -38,6 +38,7 @@ std::vector<std::pair<std::string, std::string>> worker_environment(const Launch
       {"BRISK_MASTER_ADDR", o.master_addr},
       {"BRISK_MASTER_PORT", std::to_string(o.master_port)},
       {"BRISK_DP_BACKEND", o.backend},
+      {"NCCL_NVLS_ENABLE", "0"},  // never NVLink multicast (nccl_communicator.cpp says why)
   };
   if (o.one_gpu_per_worker) {
     // The local_rank-th of the GPUs this launcher may use (all of them when unrestricted).
