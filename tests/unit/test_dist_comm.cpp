@@ -161,6 +161,27 @@ TEST(DistTcp, PeerThatExitsIsNamed) {
   EXPECT_NE(err.find("rank 0: rank 1 closed its connection"), std::string::npos) << err;
 }
 
+TEST(DistTcp, PeerThatHangsTimesOut) {
+  const int port = free_port();
+  std::string err;
+  std::thread t0([&] {
+    try {
+      DistEnv e;
+      e.rank = 0, e.world_size = 2, e.master_port = port, e.timeout_s = 1;
+      auto c = make_communicator("tcp", e);
+      double x = 1;
+      c->all_reduce_sum_f64(&x, 1);  // rank 1 is connected but never takes part
+    } catch (const Error& ex) {
+      err = ex.what();
+    }
+  });
+  DistEnv e;
+  e.rank = 1, e.world_size = 2, e.master_port = port, e.timeout_s = 1;
+  auto c = make_communicator("tcp", e);
+  t0.join();  // rank 1 stays connected (silent) until rank 0 has given up
+  EXPECT_NE(err.find("rank 0: receiving from rank 1 failed (timed out: is it hung?)"), std::string::npos) << err;
+}
+
 TEST(DistEnvironment, BackendsAndErrors) {
   DistEnv two;
   two.world_size = 2;

@@ -304,11 +304,18 @@ TEST(DistTrain, KilledWorkerStopsTheRunAndTheLastCheckpointSurvives) {
 
 TEST(DistTrain, MoreGpusThanVisibleIsOneLineError) {
   Job job;
-  std::string log;
-  int rc = brisk_train(write_config(job, job.config(), "g"), "--gpus 64", &log);
-  EXPECT_EQ(rc, 1);
-  EXPECT_NE(log.find("--gpus 64: only "), std::string::npos) << log;
-  EXPECT_EQ(std::count(log.begin(), log.end(), '\n'), 1) << log;
+  for (bool in_config : {false, true}) {
+    std::string log;
+    auto c = job.config();
+    if (in_config) c.gpus = "64";
+    int rc = brisk_train(write_config(job, c, "g"), in_config ? "" : "--gpus 64", &log);
+    EXPECT_EQ(rc, 1);
+    EXPECT_NE(log.find("--gpus 64: only "), std::string::npos) << log;
+    EXPECT_EQ(std::count(log.begin(), log.end(), '\n'), 1) << log;
+  }
+  EXPECT_THROW(train::parse_train_config("gpus: two\n", "x.yaml"), Error);
+  EXPECT_THROW(train::parse_train_config("gpus: 0\n", "x.yaml"), Error);
+  EXPECT_EQ(train::parse_train_config("gpus: all\n", "x.yaml").gpus, "all");
 }
 
 }  // namespace
