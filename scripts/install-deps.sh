@@ -10,6 +10,7 @@ DEB_PACKAGES=(
   libgtest-dev googletest
   libsqlite3-dev libsodium-dev libcpp-httplib-dev
   clang libclang-rt-14-dev
+  libopenmpi-dev openmpi-bin
 )
 # Node.js may come from another source (e.g. nodesource, which bundles npm and conflicts with
 # Debian's npm package): install Debian's only when there is no npm at all.

@@ -50,7 +50,8 @@ std::string save_checkpoint(const std::string& output_dir, const CheckpointState
   io::write_safetensors(path_join(tmp, "optimizer.safetensors"), opt.state_tensors());
   nlohmann::ordered_json j = {
       {"step", st.step}, {"total_steps", st.total_steps}, {"last_loss", st.last_loss}, {"optimizer_steps", opt.steps()},
-      {"data_position", {{"epoch", st.epoch}, {"rows_into_epoch", st.rows_into_epoch}, {"rows_per_epoch", st.rows_per_epoch}}},
+      {"data_position", {{"epoch", st.epoch}, {"rows_into_epoch", st.rows_into_epoch}, {"rows_per_epoch", st.rows_per_epoch},
+                         {"global_batch_rows", st.global_batch_rows}, {"world_size", st.world_size}}},
       {"rng", {{"seed", st.seed}, {"streams", "row order: seed+epoch; dropout: seed^step^micro-batch per layer/module"}}},
       {"config", st.config}};
   write_file_atomic(path_join(tmp, "trainer_state.json"), j.dump(2) + "\n");
@@ -83,6 +84,8 @@ CheckpointState load_checkpoint(const std::string& dir, Model& model, LoraAdapte
     st.epoch = j["data_position"].value("epoch", int64_t(0));
     st.rows_into_epoch = j["data_position"].value("rows_into_epoch", int64_t(0));
     st.rows_per_epoch = j["data_position"].value("rows_per_epoch", int64_t(0));
+    st.global_batch_rows = j["data_position"].value("global_batch_rows", int64_t(0));
+    st.world_size = j["data_position"].value("world_size", int64_t(1));
   }
   if (j.contains("rng") && j["rng"].is_object()) st.seed = j["rng"].value("seed", uint64_t(0));
   if (j.contains("config")) st.config = j["config"];

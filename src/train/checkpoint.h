@@ -23,6 +23,10 @@ struct CheckpointState {
   // (seed, step, micro-batch, layer, module) — so resuming needs only `step`; these fields make
   // the position visible and let a resume check that the data still lines up.
   int64_t epoch = 0, rows_into_epoch = 0, rows_per_epoch = 0;
+  // Rows per optimizer step over all ranks (batch_size x grad_accum x world size) and the world
+  // size that wrote it: a data-parallel resume recomputes every rank's shard from `step`, so any
+  // world size may resume as long as the global batch is the same.
+  int64_t global_batch_rows = 0, world_size = 1;
   uint64_t seed = 0;
   nlohmann::ordered_json config;  // the TrainConfig (to_json) the run started with
 };

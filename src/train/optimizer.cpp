@@ -66,7 +66,27 @@ AdamW::AdamW(std::vector<Param> params) : params_(std::move(params)) {
   }
 }
 
+void AdamW::release_state() {
+  for (auto* s : {&m_, &v_})
+    for (auto& x : *s) std::vector<float>().swap(x);
+  has_state_ = false;
+}
+
+void AdamW::restore_state() {
+  for (auto* s : {&m_, &v_})
+    for (size_t i = 0; i < params_.size(); ++i) (*s)[i].assign(size_t(params_[i].value.numel()), 0.0f);
+  has_state_ = true;
+}
+
+size_t AdamW::state_bytes() const {
+  size_t n = 0;
+  for (auto* s : {&m_, &v_})
+    for (auto& x : *s) n += x.capacity() * sizeof(float);
+  return n;
+}
+
 void AdamW::step(const AdamWOptions& opt) {
+  BRISK_ASSERT(has_state_, "AdamW::step after release_state()");
   check_options(opt);
   ++t_;
   // Python-side scalars, in double exactly as torch computes them, then rounded to float
@@ -106,6 +126,7 @@ void AdamW::step(const AdamWOptions& opt) {
 }
 
 std::vector<std::pair<std::string, Tensor>> AdamW::state_tensors() {
+  BRISK_ASSERT(has_state_, "AdamW::state_tensors after release_state()");
   std::vector<std::pair<std::string, Tensor>> out;
   out.reserve(2 * params_.size());
   for (size_t i = 0; i < params_.size(); ++i) {

@@ -31,11 +31,19 @@ class AdamW {
   // Moments as named tensors ("<name>.exp_avg", "<name>.exp_avg_sq") for checkpoints.
   std::vector<std::pair<std::string, Tensor>> state_tensors();
   void set_steps(int64_t t) { t_ = t; }
+  // ZeRO-1 (train/dist/zero1.h): another object keeps this rank's share of the moments, so
+  // these are freed; restore_state() gives zeroed ones back (to gather a checkpoint into).
+  // step() and state_tensors() need the moments.
+  void release_state();
+  void restore_state();
+  bool has_state() const { return has_state_; }
+  size_t state_bytes() const;
 
  private:
   std::vector<Param> params_;
   std::vector<std::vector<float>> m_, v_;
   int64_t t_ = 0;
+  bool has_state_ = true;
 };
 
 // Global L2 norm over all grads (double accumulation); if max_norm > 0 and the norm exceeds

@@ -280,6 +280,12 @@ const std::vector<Key>& top_keys() {
       {{"output_dir"}, [](C& c, const Field& f) { c.output_dir = as_string(f); }},
       {{"device"}, [](C& c, const Field& f) { c.device = as_choice(f, kDevices); }},
       {{"recompute"}, [](C& c, const Field& f) { c.recompute = as_choice(f, kRecompute); }},
+      {{"gpus"}, [](C& c, const Field& f) {
+         std::string s = as_string(f);
+         bool count = !s.empty() && s.size() < 6 && s.find_first_not_of("0123456789") == std::string::npos && std::stoi(s) >= 1;
+         if (s != "all" && !count) f.fail(cat("key 'gpus': expected a number of GPUs (1, 2, ...) or 'all', got '", s, "'"));
+         c.gpus = s;
+       }},
       // HF / Unsloth spelling: true = recompute whole layers, "unsloth" = brisk's selective.
       {{"gradient_checkpointing", "use_gradient_checkpointing"}, [](C& c, const Field& f) {
          if (f.node.IsScalar() && f.node.Scalar() == "unsloth") {
@@ -449,6 +455,7 @@ nlohmann::ordered_json to_json(const TrainConfig& c) {
   j["max_grad_norm"] = c.max_grad_norm;
   j["seed"] = c.seed;
   j["device"] = c.device;
+  j["gpus"] = c.gpus;
   j["recompute"] = c.recompute;
   j["output_dir"] = c.output_dir;
   j["save_steps"] = c.save_steps;

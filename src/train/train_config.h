@@ -54,6 +54,7 @@ struct TrainConfig {
   uint64_t seed = 3407;
   std::string output_dir;
   std::string device = "auto";      // auto (CUDA when usable, else CPU) | cpu | cuda
+  std::string gpus = "1";           // data parallel over N GPUs of this host, or "all" (docs/MULTI_GPU.md)
   std::string recompute = "none";   // none | selective | full (activation memory vs compute)
   int64_t save_steps = 0;           // 0 = only at the end
   int64_t eval_steps = 0;           // 0 = only at the end (when there is eval data)

@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "train/dist/zero1.h"
 #include "train/train_config.h"
 
 #ifdef BRISK_HAVE_CUDA
@@ -20,11 +21,25 @@ class CpuTrainEngine : public TrainEngine {
   double loss_only(const TokenBatch& b) override { return tm_.loss_only(b); }
   double clip_grad_norm(double max_norm) override { return train::clip_grad_norm(adam_.params(), max_norm); }
   void optimizer_step(const AdamWOptions& o) override {
-    adam_.step(o);
+    if (zero_) zero_->step(o);
+    else adam_.step(o);
     tm_.zero_grad();
   }
+  void enable_zero1(Communicator& comm) override { zero_ = std::make_unique<Zero1Optimizer>(adam_, comm); }
+  void gather_optimizer_state(int saver) override {
+    if (zero_) zero_->gather(saver);
+  }
+  void release_optimizer_state() override {
+    if (zero_) zero_->release();
+  }
+  size_t optimizer_state_bytes() override { return zero_ ? zero_->state_bytes() : adam_.state_bytes(); }
   std::vector<TrainGrad>& params() override { return tm_.params(); }
   AdamW& optimizer() override { return adam_; }
+  std::vector<GradSpan> gradient_spans() override {
+    std::vector<GradSpan> s;
+    for (TrainGrad& g : tm_.params()) s.push_back({g.grad.f32(), size_t(g.grad.numel())});
+    return s;
+  }
 
  private:
   static std::vector<Param> to_params(TrainModel& tm) {
@@ -34,9 +49,15 @@ class CpuTrainEngine : public TrainEngine {
   }
   TrainModel tm_;
   AdamW adam_;
+  std::unique_ptr<Zero1Optimizer> zero_;  // ZeRO-1: the moments of this rank's shard
 };
 
 }  // namespace
+
+void TrainEngine::enable_zero1(Communicator&) {
+  throw Error(cat("zero: 1 (optimizer-state sharding) is implemented for the CPU engine; the ", device(),
+                  " engine keeps the whole optimizer state on every rank"));
+}
 
 TrainShape train_shape(const TrainConfig& cfg, const ModelConfig& mc, int64_t max_tokens) {
   TrainShape s;

@@ -17,6 +17,7 @@
 namespace brisk::train {
 
 struct TrainConfig;
+class Communicator;
 
 class TrainEngine {
  public:
@@ -32,6 +33,26 @@ class TrainEngine {
   virtual AdamW& optimizer() = 0;
   virtual void sync_to_host() {}
   virtual void sync_from_host() {}
+
+  // Data parallelism (train/dist/): the accumulated gradients, summed over ranks between the
+  // last forward_backward and clip_grad_norm. CPU: one span per trainable tensor, host memory.
+  // CUDA: the whole gradient arena as one span, device memory, with the engine's stream
+  // drained (the reduce runs on the communicator's stream; it does not overlap backward yet).
+  struct GradSpan {
+    float* data;
+    size_t n;
+  };
+  virtual std::vector<GradSpan> gradient_spans() = 0;
+  virtual bool gradients_on_device() const { return false; }
+  // ZeRO stage 1 (train/dist/zero1.h; the CPU engine): from now on optimizer_step keeps and
+  // updates only this rank's share of the AdamW moments. Call after a resume has loaded them.
+  virtual void enable_zero1(Communicator& comm);
+  // Collective around a checkpoint written by rank `saver`: optimizer() holds every moment on
+  // `saver` between the two (a no-op without ZeRO).
+  virtual void gather_optimizer_state(int saver) {}
+  virtual void release_optimizer_state() {}
+  // Host bytes of AdamW moments this process holds.
+  virtual size_t optimizer_state_bytes() { return optimizer().state_bytes(); }
 };
 
 // Picks the device from cfg.device ("auto": CUDA when this build has it and a usable GPU is

@@ -21,6 +21,8 @@
 #include "text/tokenizer.h"
 #include "train/checkpoint.h"
 #include "train/dataset.h"
+#include "train/dist/communicator.h"
+#include "train/dist/data_parallel.h"
 #include "train/optimizer.h"
 #include "train/train_engine.h"
 
@@ -144,8 +146,13 @@ std::string latest_checkpoint(const std::string& output_dir) {
 TrainOutcome run_training(const TrainConfig& cfg, const TrainerOptions& opt) {
   using clock = std::chrono::steady_clock;
   validate(cfg);
-  check_writable(cfg.output_dir);
-  EventSink events(opt);
+  LocalCommunicator one_process;
+  Communicator& comm = opt.comm ? *opt.comm : one_process;
+  const int world = comm.size(), rank = comm.rank();
+  const bool lead = rank == 0;  // rank 0 alone writes files and events
+  if (lead) check_writable(cfg.output_dir);
+  EventSink events(lead ? opt : TrainerOptions{});
+  const bool quiet = opt.quiet || !lead;
 
   // Model, tokenizer, template, data.
   auto model = Model::load(cfg.base_model);
@@ -185,7 +192,7 @@ TrainOutcome run_training(const TrainConfig& cfg, const TrainerOptions& opt) {
   for (auto& p : params) n_trainable += p.value.numel();
 
   // Schedule.
-  const int64_t per_step = cfg.batch_size * cfg.grad_accum;
+  const int64_t per_step = cfg.batch_size * cfg.grad_accum * world;  // rows over all ranks
   const int64_t steps_per_epoch = (int64_t(rows.size()) + per_step - 1) / per_step;
   const int64_t total = cfg.max_steps > 0 ? cfg.max_steps
                                           : std::max<int64_t>(1, int64_t(std::ceil(cfg.num_epochs * double(steps_per_epoch))));
@@ -205,14 +212,29 @@ TrainOutcome run_training(const TrainConfig& cfg, const TrainerOptions& opt) {
                 " (dataset, max_seq_length or packing changed?)");
     BRISK_CHECK(st.seed == 0 || st.seed == cfg.seed, "--resume: the checkpoint was trained with seed ", st.seed,
                 ", this config has ", cfg.seed);
-    truncate_metrics(metrics_path, start_step);
+    BRISK_CHECK(st.global_batch_rows == 0 || st.global_batch_rows == per_step, "--resume: the checkpoint's steps were ",
+                st.global_batch_rows, " rows (batch_size x grad_accum x ", st.world_size, " ranks), this run's are ",
+                per_step, " (batch_size ", cfg.batch_size, " x grad_accum ", cfg.grad_accum, " x ", world,
+                " ranks): keep the global batch, e.g. with --set grad_accum=...");
+    if (lead) truncate_metrics(metrics_path, start_step);
     log_info("resumed from ", ck, " at step ", start_step);
-  } else {
+  } else if (lead) {
     std::error_code ec;
     std::filesystem::remove(metrics_path, ec);
   }
-  write_file_atomic(path_join(cfg.output_dir, "train_config.json"), cfg_json.dump(2) + "\n");
-  log_info("training ", mc.model_type, " (", cfg.method, ", ", n_trainable, " trainable parameters) on ", rows.size(),
+  BRISK_CHECK(opt.zero_stage == 0 || opt.zero_stage == 1, "--zero ", opt.zero_stage, ": stages 0 and 1 exist");
+  if (opt.zero_stage == 1) {
+    const size_t unsharded = engine->optimizer_state_bytes();
+    engine->enable_zero1(comm);
+    if (lead)
+      log_info("ZeRO-1: optimizer state ", engine->optimizer_state_bytes() / 1024, " KiB on rank 0 (", unsharded / 1024,
+               " KiB unsharded, ", world, " ranks)");
+  }
+  if (lead) write_file_atomic(path_join(cfg.output_dir, "train_config.json"), cfg_json.dump(2) + "\n");
+  if (world > 1 && lead)
+    log_info("data parallel: ", world, " ranks (", comm.backend(), "), ", cfg.batch_size * cfg.grad_accum,
+             " rows per rank per step");
+  if (lead) log_info("training ", mc.model_type, " (", cfg.method, ", ", n_trainable, " trainable parameters) on ", rows.size(),
            " rows: ", total, " steps of ", per_step, " rows, warmup ", warmup, ", lr ", cfg.learning_rate);
   events.emit({{"event", "start"}, {"total_steps", total}, {"start_step", start_step}, {"train_rows", rows.size()},
                {"eval_rows", eval_rows.size()}, {"trainable_parameters", n_trainable},
@@ -232,7 +254,7 @@ TrainOutcome run_training(const TrainConfig& cfg, const TrainerOptions& opt) {
   auto eval_loss = [&]() -> double {
     double sum = 0;
     int64_t n = 0;
-    for (size_t i = 0; i < eval_rows.size(); ++i) {
+    for (size_t i = size_t(rank); i < eval_rows.size(); i += size_t(world)) {  // this rank's share
       std::vector<size_t> one{i};
       TokenBatch b = concat_rows(eval_rows, one, 0, 1);
       int64_t c = b.label_count();
@@ -240,7 +262,9 @@ TrainOutcome run_training(const TrainConfig& cfg, const TrainerOptions& opt) {
       sum += engine->loss_only(b);
       n += c;
     }
-    return n ? sum / double(n) : 0.0;
+    double totals[2] = {sum, double(n)};
+    comm.all_reduce_sum_f64(totals, 2);
+    return totals[1] > 0 ? totals[0] / totals[1] : 0.0;
   };
   CheckpointState st;
   st.total_steps = total;
@@ -252,14 +276,20 @@ TrainOutcome run_training(const TrainConfig& cfg, const TrainerOptions& opt) {
     st.rows_into_epoch = std::min<int64_t>(int64_t(rows.size()), (step % steps_per_epoch) * per_step);
     st.rows_per_epoch = int64_t(rows.size());
     st.seed = cfg.seed;
+    st.global_batch_rows = per_step;
+    st.world_size = world;
+    check_replicas_agree(comm, *engine, step);  // collective: every rank, before rank 0 saves
+    engine->gather_optimizer_state(0);          // collective (ZeRO-1)
+    if (!lead) return std::string();
     engine->sync_to_host();
     std::string path = save_checkpoint(cfg.output_dir, st, *model, lora.get(), engine->params(), adam, cfg.base_model,
                                        cfg.save_total_limit);
+    engine->release_optimizer_state();
     events.emit({{"event", "checkpoint"}, {"step", step}, {"path", path}});
     return path;
   };
 
-  const bool tty = ::isatty(STDERR_FILENO) && !opt.quiet;
+  const bool tty = ::isatty(STDERR_FILENO) && !quiet;
   auto t_start = clock::now();
   int64_t tokens_since_start = 0;
   double last_loss = 0;
@@ -270,14 +300,20 @@ TrainOutcome run_training(const TrainConfig& cfg, const TrainerOptions& opt) {
     int64_t epoch = step / steps_per_epoch, first = (step % steps_per_epoch) * per_step;
     if (epoch != order_epoch) order = epoch_order(rows.size(), cfg.seed, epoch), order_epoch = epoch;
     size_t begin = size_t(first), end = std::min(rows.size(), size_t(first + per_step));
-    // Micro-batches of batch_size rows; the loss is normalised by the step's target tokens.
+    // This rank's rows of the step (all of them for one process), in micro-batches of
+    // batch_size rows. The loss is normalised by the target tokens of the whole global batch,
+    // so the summed gradients equal one process's on the same rows.
+    std::vector<size_t> mine;
+    for (size_t p : shard_positions(begin, end, rank, world)) mine.push_back(order[p]);
     std::vector<TokenBatch> micro;
-    int64_t n_targets = 0, n_tokens = 0;
-    for (size_t b = begin; b < end; b += size_t(cfg.batch_size)) {
-      micro.push_back(concat_rows(rows, order, b, std::min(end, b + size_t(cfg.batch_size))));
-      n_targets += micro.back().label_count();
-      n_tokens += micro.back().size();
+    double counts[2] = {0, 0};  // target tokens, tokens: this rank's, then the global batch's
+    for (size_t b = 0; b < mine.size(); b += size_t(cfg.batch_size)) {
+      micro.push_back(concat_rows(rows, mine, b, std::min(mine.size(), b + size_t(cfg.batch_size))));
+      counts[0] += double(micro.back().label_count());
+      counts[1] += double(micro.back().size());
     }
+    comm.all_reduce_sum_f64(counts, 2);
+    const int64_t n_targets = int64_t(counts[0]), n_tokens = int64_t(counts[1]);
     // A device failure mid-run (a CUDA error surfaces as brisk::Error at the next checked call)
     // ends the run with the step, the device and the last good checkpoint named; checkpoints are
     // written atomically, so the ones on disk stay valid.
@@ -291,14 +327,22 @@ TrainOutcome run_training(const TrainConfig& cfg, const TrainerOptions& opt) {
                         last.empty() ? "none" : last + " (continue with --resume)"));
       }
     };
-    double loss_sum = 0;
+    // Dropout masks are keyed by the micro-batch's global index (one process: m).
+    double sums[2] = {0, double(g_stop_signal.load() != 0)};  // loss sum, ranks asked to stop
     if (n_targets > 0)
       for (size_t m = 0; m < micro.size(); ++m)
-        loss_sum += on_device([&] {
+        sums[0] += on_device([&] {
           return engine->forward_backward(micro[m], 1.0f / float(n_targets),
-                                          cfg.seed ^ (uint64_t(step) << 20) ^ uint64_t(m));
+                                          cfg.seed ^ (uint64_t(step) << 20) ^ uint64_t(m * size_t(world) + size_t(rank)));
         });
-    double loss = n_targets ? loss_sum / double(n_targets) : 0.0;
+    comm.all_reduce_sum_f64(sums, 2);
+    // Every rank stops after the same step (one process also sees a signal that came later).
+    const bool stop_now = sums[1] > 0;
+    on_device([&] {
+      all_reduce_gradients(comm, *engine);
+      return 0;
+    });
+    double loss = n_targets ? sums[0] / double(n_targets) : 0.0;
     double gnorm = on_device([&] { return engine->clip_grad_norm(cfg.max_grad_norm); });
     if (!std::isfinite(loss) || !std::isfinite(gnorm)) {
       std::string last = latest_checkpoint(cfg.output_dir);
@@ -323,7 +367,8 @@ TrainOutcome run_training(const TrainConfig& cfg, const TrainerOptions& opt) {
     nlohmann::ordered_json m = {{"step", done}, {"epoch", double(step + 1) / double(steps_per_epoch)}, {"loss", loss},
                                 {"lr", lr}, {"grad_norm", gnorm}, {"tokens", n_tokens}, {"tokens_per_s", tps},
                                 {"elapsed_s", elapsed}};
-    bool log_now = cfg.logging_steps <= 1 || done % cfg.logging_steps == 0 || done == total;
+    bool log_now = lead && (cfg.logging_steps <= 1 || done % cfg.logging_steps == 0 || done == total);
+    if (opt.replica_check_steps > 0 && done % opt.replica_check_steps == 0) check_replicas_agree(comm, *engine, done);
     if (log_now) {
       nlohmann::ordered_json ev = {{"event", "step"}};
       ev.update(m);
@@ -335,7 +380,7 @@ TrainOutcome run_training(const TrainConfig& cfg, const TrainerOptions& opt) {
         (void)w;
         ::close(fd);
       }
-      if (!opt.quiet) {
+      if (!quiet) {
         char buf[256];
         std::snprintf(buf, sizeof buf, "step %lld/%lld | loss %.4f | lr %.3g | grad %.3f | %.0f tok/s | ETA %s",
                       (long long)done, (long long)total, loss, lr, gnorm, tps, format_duration(eta).c_str());
@@ -344,23 +389,23 @@ TrainOutcome run_training(const TrainConfig& cfg, const TrainerOptions& opt) {
     }
     bool eval_now = !eval_rows.empty() && ((cfg.eval_steps > 0 && done % cfg.eval_steps == 0) || done == total);
     if (eval_now) {
-      double el = eval_loss();
+      double el = eval_loss();  // collective: every rank evaluates its share
       events.emit({{"event", "eval"}, {"step", done}, {"eval_loss", el}});
       if (tty) std::fprintf(stderr, "\n");
-      log_info("step ", done, ": eval loss ", el);
+      if (lead) log_info("step ", done, ": eval loss ", el);
       std::string line = nlohmann::ordered_json{{"step", done}, {"eval_loss", el}}.dump() + "\n";
-      int fd = ::open(metrics_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+      int fd = lead ? ::open(metrics_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644) : -1;
       if (fd >= 0) {
         ssize_t w = ::write(fd, line.data(), line.size());
         (void)w;
         ::close(fd);
       }
     }
-    if (g_stop_signal.load() != 0) {
+    if (stop_now || (world == 1 && g_stop_signal.load() != 0)) {
       if (tty) std::fprintf(stderr, "\n");
       std::string path = checkpoint(done, loss);
-      log_info("stopped by signal ", g_stop_signal.load(), " after step ", done, "; checkpoint ", path,
-               " (continue with --resume)");
+      if (lead)
+        log_info("stopped by a signal after step ", done, "; checkpoint ", path, " (continue with --resume)");
       events.emit({{"event", "stopped"}, {"step", done}, {"checkpoint", path}});
       return TrainOutcome::Interrupted;
     }
@@ -368,6 +413,7 @@ TrainOutcome run_training(const TrainConfig& cfg, const TrainerOptions& opt) {
   }
   if (tty) std::fprintf(stderr, "\n");
   checkpoint(total, last_loss);
+  if (!lead) return TrainOutcome::Completed;
 
   // Final outputs, each file written atomically.
   if (lora) {

@@ -331,7 +331,7 @@ TEST(TrainConfig, JsonRoundTrip) {
                            "learning_rate", "num_epochs", "max_steps", "batch_size", "grad_accum", "max_seq_length",
                            "truncation", "packing", "train_on_responses_only", "warmup_steps", "warmup_ratio",
                            "lr_scheduler", "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon", "max_grad_norm",
-                           "seed", "device", "recompute", "output_dir", "save_steps", "eval_steps", "logging_steps", "save_total_limit",
+                           "seed", "device", "gpus", "recompute", "output_dir", "save_steps", "eval_steps", "logging_steps", "save_total_limit",
                            "chat_template_kwargs"}));
   EXPECT_EQ(j["dataset"].size(), 5u);
   EXPECT_EQ(j["lora"].size(), 5u);

@@ -614,6 +614,10 @@ void CudaTrainModel::optimizer_step(const train::AdamWOptions& o) {
   zero_grad();
 }
 
+float* CudaTrainModel::grad_arena() { return impl_->grad; }
+size_t CudaTrainModel::grad_arena_floats() const { return size_t(impl_->n_lora); }
+void CudaTrainModel::synchronize() const { BRISK_CUDA_CHECK(cudaStreamSynchronize(impl_->stream)); }
+
 void CudaTrainModel::zero_grad() {
   BRISK_CUDA_CHECK(cudaMemsetAsync(impl_->grad, 0, size_t(impl_->n_lora) * 4, impl_->stream));
 }

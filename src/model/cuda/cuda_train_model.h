@@ -50,6 +50,12 @@ class CudaTrainModel {
   // the CPU trainer's).
   void download_grads(LoraAdapter& grads) const;
 
+  // The f32 gradient arena (every adapter tensor's gradient, zero padding between them) for the
+  // data-parallel all-reduce (train/dist/), and a wait for this model's stream to drain.
+  float* grad_arena();
+  size_t grad_arena_floats() const;
+  void synchronize() const;
+
   const TrainMemoryPlan& plan() const;
   // Device memory in use by this process now (cudaMemGetInfo: total - free) and the lowest free
   // seen since construction, for checking the plan.

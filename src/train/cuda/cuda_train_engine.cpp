@@ -25,6 +25,11 @@ class CudaTrainEngine : public TrainEngine {
   AdamW& optimizer() override { return adam_; }
   void sync_to_host() override { gpu_.download(lora_, &adam_); }
   void sync_from_host() override { gpu_.upload(lora_, &adam_, adam_.steps()); }
+  std::vector<GradSpan> gradient_spans() override {
+    gpu_.synchronize();  // backward's gradient writes are complete before another stream reads them
+    return {{gpu_.grad_arena(), gpu_.grad_arena_floats()}};
+  }
+  bool gradients_on_device() const override { return true; }
 
  private:
   // The host adapter's tensors in TrainModel's order (each module's A, then B), with host
