@@ -67,8 +67,9 @@ std::string PathPolicy::writable(const std::string& path) const {
   }
   std::string real = canonical(existing);
   if (!rest.empty()) real = real == "/" ? "/" + rest : real + "/" + rest;
-  if (!is_inside(data_dir_, real))
-    throw AuthError(403, "path_not_allowed", cat("\"", path, "\" is outside the data dir ", data_dir_, " (outputs live there)"));
+  if (real == outputs_dir() || !is_inside(outputs_dir(), real))
+    throw AuthError(403, "path_not_allowed",
+                    cat("\"", path, "\" is not inside ", outputs_dir(), " (where outputs a client names live)"));
   return real;
 }
 

@@ -20,10 +20,14 @@ class PathPolicy {
   // empty or relative path, 404 when nothing is there, 403 when it resolves outside every root.
   std::string readable(const std::string& path) const;
 
-  // For outputs that may not exist yet: the path must lie inside the data dir once its deepest
-  // existing ancestor is canonicalised, and the part that does not exist yet may not contain
-  // `..`. Returns the canonical form (ancestor's realpath + the rest). AuthError 400/403.
+  // For outputs a client names (a run's output_dir), which may not exist yet: the path must lie
+  // strictly inside <data-dir>/outputs once its deepest existing ancestor is canonicalised, and
+  // the part that does not exist yet may not contain `..`. Returns the canonical form (the
+  // ancestor's realpath + the rest). AuthError 400/403. One folder for client-named outputs
+  // keeps them away from the database, secrets, datasets and exports, and lets
+  // `DELETE /api/runs/{id}?files=true` remove them without risk to anything else.
   std::string writable(const std::string& path) const;
+  std::string outputs_dir() const { return data_dir_ + "/outputs"; }
 
   // Canonical roots (registered models, scan folders, data dir); roots that no longer exist
   // are left out.

@@ -110,7 +110,7 @@ int64_t ExportManager::submit(const ExportRequest& req) {
   job.status = "queued";
   job.created = int64_t(std::time(nullptr));
   // The folder is named before the row exists (the row records the output path).
-  std::string dir = paths_.writable(path_join(paths_.data_dir(), cat("exports/", job.created, "-", random_suffix())));
+  std::string dir = path_join(paths_.data_dir(), cat("exports/", job.created, "-", random_suffix()));
   job.path = out_path_for(dir, req);
   std::lock_guard lk(mu_);
   BRISK_CHECK(!stopping_, "the server is shutting down");

@@ -20,6 +20,7 @@
 #include "model/init_model.h"
 #include "model/lora.h"
 #include "server/openai_routes.h"
+#include "server/run_manager.h"
 #include "server/studio_datasets.h"
 #include "server/studio_exports.h"
 #include "server/studio_library.h"
@@ -197,12 +198,16 @@ TEST(ServerPaths, WritableOnlyInsideTheDataDir) {
   store.add_scan_folder(lib.models);
   PathPolicy p(store, lib.data);
   auto writable = [&](const std::string& path) { return status_of([&] { p.writable(path); }); };
-  EXPECT_EQ(p.writable(lib.data + "/runs/9/output"), PathPolicy::canonical(lib.data) + "/runs/9/output");
-  EXPECT_EQ(writable(lib.models + "/out"), 403);  // readable roots are not writable
+  EXPECT_EQ(p.writable(lib.data + "/outputs/run-a"), PathPolicy::canonical(lib.data) + "/outputs/run-a");
+  EXPECT_EQ(writable(lib.data + "/outputs"), 403);           // the folder itself: a delete would take all
+  EXPECT_EQ(writable(lib.data), 403);                        // the database and secrets live here
+  EXPECT_EQ(writable(lib.data + "/runs/9/output"), 403);
+  EXPECT_EQ(writable(lib.models + "/out"), 403);             // readable roots are not writable
   EXPECT_EQ(writable(lib.data + "/../outside/x"), 403);
-  EXPECT_EQ(writable(lib.data + "/new/../../outside/x"), 403);  // `..` in the part that does not exist
-  ASSERT_EQ(::symlink(lib.outside.c_str(), (lib.data + "/out-link").c_str()), 0);
-  EXPECT_EQ(writable(lib.data + "/out-link/x"), 403);
+  EXPECT_EQ(writable(lib.data + "/outputs/new/../../../outside/x"), 403);  // `..` in the part that does not exist
+  make_dirs(lib.data + "/outputs");
+  ASSERT_EQ(::symlink(lib.outside.c_str(), (lib.data + "/outputs/out-link").c_str()), 0);
+  EXPECT_EQ(writable(lib.data + "/outputs/out-link/x"), 403);  // a symlink inside leading out
   EXPECT_EQ(writable("runs/x"), 400);
 }
 
@@ -287,7 +292,7 @@ TEST(ServerLibrary, RunConfigPathsAreConfined) {
   cfg["dataset"] = s.lib.data + "/x.jsonl";
   cfg["output_dir"] = s.lib.models + "/out";  // readable root, not writable
   expect_status(s.post("/api/runs", {{"config", cfg}}), 403, "path_not_allowed");
-  cfg["output_dir"] = s.lib.data + "/mine";
+  cfg["output_dir"] = s.lib.data + "/outputs/mine";
   expect_status(s.post("/api/runs", {{"config", cfg}}), 503);
 }
 
@@ -381,4 +386,32 @@ TEST(ServerExports, GgufExportRunsAsAJobWithEvents) {
   io::GGUFFile f = io::GGUFFile::open(out);
   EXPECT_EQ(f.get_string("general.architecture"), "qwen3");
   EXPECT_EQ(json::parse(s.get("/api/exports")->body)["exports"].size(), 1u);
+}
+
+TEST(ServerRunFiles, DeleteWithFilesRemovesOnlyOutputsInsideTheOutputsFolder) {
+  Library lib;
+  Store store(lib.data + "/brisk.db");
+  RunManager runs(store, "/bin/false", lib.data);
+  auto finished_run = [&](const std::string& output_dir) {
+    int64_t id = store.create_run("r", "{}", output_dir, 1);
+    server::Run run = *store.run_by_id(id);
+    run.status = "completed";
+    store.update_run(run);
+    make_dirs(output_dir);
+    write_file_atomic(output_dir + "/adapter_model.safetensors", "x");
+    make_dirs(lib.data + "/runs/" + std::to_string(id));
+    return id;
+  };
+  int64_t inside = finished_run(lib.data + "/outputs/a");
+  int64_t legacy = finished_run(lib.outside + "/legacy-output");  // a config from before the rule
+  make_dirs(lib.data + "/outputs/b");
+  ASSERT_EQ(::symlink(lib.outside.c_str(), (lib.data + "/outputs/a/link-out").c_str()), 0);
+  EXPECT_TRUE(runs.remove(inside, true));
+  EXPECT_FALSE(dir_exists(lib.data + "/outputs/a"));
+  EXPECT_FALSE(dir_exists(lib.data + "/runs/" + std::to_string(inside)));
+  EXPECT_TRUE(dir_exists(lib.data + "/outputs/b"));
+  EXPECT_TRUE(file_exists(lib.outside + "/secret.txt")) << "a symlink inside the output was followed";
+  EXPECT_TRUE(runs.remove(legacy, true));
+  EXPECT_TRUE(file_exists(lib.outside + "/legacy-output/adapter_model.safetensors"));
+  EXPECT_FALSE(store.run_by_id(legacy).has_value());
 }
