@@ -1,5 +1,6 @@
 #include "server/studio_exports.h"
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <fstream>

@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -170,13 +171,17 @@ void add_library_routes(StudioRoutes& routes, Store& store, const PathPolicy& pa
   const PathPolicy* policy = &paths;
 
   // --- registered models
-  routes.add("GET", "/api/models", Access::User, [st](const Request&, Response& res, const User&) {
-    json registered = json::array(), scanned = json::array();
+  routes.add("GET", "/api/models", Access::User, [st, policy](const Request&, Response& res, const User&) {
+    json registered = json::array(), scanned = json::array(), studio = json::array();
     for (auto& m : st->list_models()) registered.push_back(model_entry_json(m));
     for (auto& folder : st->list_scan_folders())
       if (std::string real = PathPolicy::canonical(folder); !real.empty())
         for (auto& m : scan_models(real)) scanned.push_back(scanned_json(m));
-    send_json_status(res, 200, {{"models", registered}, {"scanned", scanned}});
+    // What the studio made: trained adapters (runs/<id>/output, outputs/...) and exports.
+    for (const char* sub : {"runs", "outputs", "exports"})
+      if (std::string real = PathPolicy::canonical(path_join(policy->data_dir(), sub)); !real.empty())
+        for (auto& m : scan_models(real)) studio.push_back(scanned_json(m));
+    send_json_status(res, 200, {{"models", registered}, {"scanned", scanned}, {"studio", studio}});
   });
   routes.add("POST", "/api/models", Access::User, [st](const Request& req, Response& res, const User&) {
     json body = parse_json_body(req);

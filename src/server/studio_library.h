@@ -5,6 +5,7 @@
 // Scanning recognises Hugging Face model folders (config.json + *.safetensors), PEFT adapters
 // (adapter_config.json) and .gguf files, with their metadata.
 #pragma once
+#include <optional>
 #include <string>
 #include <vector>
 

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
 
 #include "common/test_util.h"
@@ -386,6 +387,35 @@ TEST(ServerExports, GgufExportRunsAsAJobWithEvents) {
   io::GGUFFile f = io::GGUFFile::open(out);
   EXPECT_EQ(f.get_string("general.architecture"), "qwen3");
   EXPECT_EQ(json::parse(s.get("/api/exports")->body)["exports"].size(), 1u);
+
+  // A completed run's adapter (its base from the run's config), as merged and as a LoRA GGUF.
+  int64_t run_id = s.store.create_run("r", json{{"base_model", s.lib.base}}.dump(), s.lib.adapter, 1);
+  server::Run run = *s.store.run_by_id(run_id);
+  run.status = "completed";
+  s.store.update_run(run);
+  std::map<std::string, std::string> outputs;
+  for (const char* format : {"merged", "lora-gguf"}) {
+    auto q = s.post("/api/exports", {{"source", run_id}, {"format", format}, {"dtype", "f32"}});
+    expect_status(q, 202);
+    int64_t qid = json::parse(q->body)["id"];
+    json st;
+    for (int i = 0; i < 600; ++i) {
+      st = json::parse(s.get("/api/exports/" + std::to_string(qid))->body);
+      if (st["status"] == "completed" || st["status"] == "failed") break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ASSERT_EQ(st["status"], "completed") << st.dump();
+    EXPECT_EQ(st["run_id"], run_id);
+    outputs[format] = st["path"];
+  }
+  EXPECT_TRUE(file_exists(outputs["merged"] + "/config.json"));
+  EXPECT_EQ(io::GGUFFile::open(outputs["lora-gguf"]).get_string("general.type"), "adapter");
+  // Exports are listed among what the studio made.
+  json models = json::parse(s.get("/api/models")->body);
+  std::set<std::string> made;
+  for (auto& m : models["studio"]) made.insert(m["path"]);
+  EXPECT_TRUE(made.count(outputs["merged"])) << models.dump(1);
+  EXPECT_TRUE(made.count(outputs["lora-gguf"])) << models.dump(1);
 }
 
 TEST(ServerRunFiles, DeleteWithFilesRemovesOnlyOutputsInsideTheOutputsFolder) {
