@@ -19,8 +19,14 @@
 #include "core/fs.h"
 #include "core/log.h"
 #include "server/auth.h"
+#include "server/inference_service.h"
+#include "server/openai_routes.h"
+#include "server/path_policy.h"
 #include "server/run_manager.h"
 #include "server/store.h"
+#include "server/studio_datasets.h"
+#include "server/studio_exports.h"
+#include "server/studio_library.h"
 #include "server/studio_routes.h"
 
 namespace {
@@ -36,6 +42,7 @@ struct StudioArgs {
   int port = 8888;
   std::string data_dir;  // "" = ~/.brisk
   std::string web_dir;   // "" = <folder of the brisk binary>/web/dist when present
+  int64_t max_upload_mb = 1024;
 };
 
 std::string default_data_dir() {
@@ -76,6 +83,7 @@ int run_studio(const StudioArgs& a) {
   sa.sa_flags = SA_RESTART;
   ::sigaction(SIGINT, &sa, nullptr);
   ::sigaction(SIGTERM, &sa, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);  // a streaming client that hangs up is an error return, not death
 
   server::Store store(path_join(data_dir, "brisk.db"));
   server::AuthService auth(store, data_dir);
@@ -94,13 +102,20 @@ int run_studio(const StudioArgs& a) {
   // Streaming clients (SSE: run events, chat) each hold a worker for the whole stream.
   const size_t workers = std::max(16u, 4 * std::thread::hardware_concurrency());
   srv.new_task_queue = [workers] { return new httplib::ThreadPool(workers); };
+  // What /v1 serves: models loaded through POST /api/inference/load. Outlives the server.
+  server::InferenceService inference;
+  server::PathPolicy paths(store, data_dir);
   server::StudioRoutes routes(store, auth, &runs);
+  routes.set_path_policy(&paths);
+  server::add_library_routes(routes, store, paths, &inference);
+  BRISK_CHECK(a.max_upload_mb >= 1, "--max-upload-mb must be >= 1");
+  const int64_t max_upload = a.max_upload_mb << 20;
+  server::add_dataset_routes(routes, store, paths, max_upload);
+  routes.allow_large_uploads("/api/datasets", size_t(max_upload));
+  server::ExportManager exports(store, paths);
+  server::add_export_routes(routes, exports);
   routes.mount(srv);
-
-  // ---- INTEGRATION POINT: the /v1 inference API (src/server/openai_routes.h) ----------------
-  // mount_openai_routes(srv, inference_service,
-  //                     [&](const httplib::Request& r) { return routes.authorize_api_key(r); });
-  // ---------------------------------------------------------------------------------------------
+  server::mount_openai_routes(srv, inference, [&routes](const httplib::Request& r) { return routes.authorize_api_key(r); });
 
   if (!web_dir.empty()) {
     BRISK_CHECK(srv.set_mount_point("/", web_dir), "cannot serve ", web_dir);
@@ -125,6 +140,7 @@ int run_studio(const StudioArgs& a) {
     log_info("studio: ", sig == SIGTERM ? "SIGTERM" : "SIGINT", ", shutting down");
     // A signal in the instant before listen starts: stop() is a no-op until it runs.
     for (int i = 0; i < 500 && !srv.is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    inference.cancel_all();  // streaming replies end now instead of holding the pool
     srv.stop();
   });
   bool listened = srv.listen_after_bind();  // returns once stopped; in-flight requests finish first
@@ -145,6 +161,8 @@ brisk::cli::Registrar reg("studio", "Run the studio server: web UI, /api and the
                                 ->capture_default_str()
                                 ->check(CLI::Range(0, 65535));
                             app.add_option("--data-dir", a->data_dir, "Database, secrets and runs (default ~/.brisk)");
+                            app.add_option("--max-upload-mb", a->max_upload_mb, "Largest dataset upload in MiB")
+                                ->capture_default_str();
                             app.add_option("--web-dir", a->web_dir, "Static web files (default <build>/web/dist)");
                             return [a]() -> int { return run_studio(*a); };
                           });

@@ -17,6 +17,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/log.h"
+#include "server/path_policy.h"
 #include "train/train_config.h"
 #include "train/trainer.h"
 
@@ -314,6 +315,15 @@ bool RunManager::remove(int64_t run_id, bool files) {
     std::error_code ec;
     std::filesystem::remove_all(path_join(data_dir_, cat("runs/", run_id)), ec);
     BRISK_CHECK(!ec, "deleting the files of run ", run_id, ": ", ec.message());
+    // An output_dir the client named lives strictly inside <data-dir>/outputs (PathPolicy);
+    // anything else (a config from before that rule) is left alone. remove_all does not follow
+    // symlinks, so nothing outside is touched.
+    std::string outputs = PathPolicy::canonical(path_join(data_dir_, "outputs"));
+    std::string out = PathPolicy::canonical(run->output_dir);
+    if (!outputs.empty() && !out.empty() && out != outputs && PathPolicy::is_inside(outputs, out)) {
+      std::filesystem::remove_all(out, ec);
+      BRISK_CHECK(!ec, "deleting the output of run ", run_id, ": ", ec.message());
+    }
   }
   store_.delete_run(run_id);
   events_cv_.notify_all();

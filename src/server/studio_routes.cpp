@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "core/log.h"
+#include "train/train_config.h"
 #ifdef BRISK_HAVE_CUDA
 #include "backend/cuda/device_info.h"
 #endif
@@ -75,13 +76,6 @@ json key_json(const ApiKey& k) {
   return j;
 }
 
-int64_t path_id(const Request& req) {
-  try {
-    return std::stoll(req.matches[1].str());
-  } catch (const std::exception&) {
-    bad_request("bad id in the path");
-  }
-}
 
 json run_json(const Run& r) {
   json cfg = json::parse(r.config_json, nullptr, false);
@@ -99,6 +93,18 @@ json run_json(const Run& r) {
 }
 
 }  // namespace
+
+json parse_json_body(const Request& req) { return parse_body(req); }
+std::string required_string(const json& body, const char* key) { return string_field(body, key); }
+void send_json_status(Response& res, int status, const json& body) { send_json(res, status, body); }
+
+int64_t path_id(const Request& req) {
+  try {
+    return std::stoll(req.matches[1].str());
+  } catch (const std::exception&) {
+    bad_request("bad id in the path");
+  }
+}
 
 void send_json_error(Response& res, int status, const std::string& type, const std::string& code,
                      const std::string& message) {
@@ -135,32 +141,69 @@ StudioRoutes::StudioRoutes(Store& store, AuthService& auth, RunManager* runs)
   add("DELETE", R"(/api/runs/(\d+))", Access::User, user(&StudioRoutes::delete_run));
 }
 
-void StudioRoutes::add(const std::string& method, const std::string& pattern, Access access, UserHandler handler) {
-  auto wrapped = [this, access, handler = std::move(handler)](const Request& req, Response& res) {
-    try {
-      User user;
-      if (access == Access::User || access == Access::UserAnyState) {
-        std::string token = bearer_token(req);
-        if (token.empty())
-          return send_json_error(res, 401, "authentication_error", "missing_credentials",
-                                 "this route needs `Authorization: Bearer <access token>` (POST /api/auth/login)");
-        user = auth_.authenticate_access(token);
-        if (access == Access::User && user.must_change_password)
-          return send_json_error(res, 403, "permission_error", "password_change_required",
-                                 "change your initial password first: POST /api/auth/password {old, new}");
-      }
-      handler(req, res, user);
-    } catch (const AuthError& e) {
-      if (e.retry_after > 0) res.set_header("Retry-After", std::to_string(e.retry_after));
-      send_json_error(res, e.status, error_type_for(e.status), e.code, e.what());
-    } catch (const std::exception& e) {
-      // Not a client error: a bug or the database failing. The message may name internals,
-      // so it is logged, not sent.
-      log_error("studio: ", req.method, " ", req.path, ": ", e.what());
-      send_json_error(res, 500, "server_error", "internal_error", "internal server error (see the server log)");
+// Authenticates per `access` and runs `body(user)`, turning AuthError into its status and any
+// other exception into a logged 500.
+void StudioRoutes::guarded(Access access, const Request& req, Response& res, const std::function<void(const User&)>& body) {
+  try {
+    User user;
+    if (access == Access::User || access == Access::UserAnyState) {
+      std::string token = bearer_token(req);
+      if (token.empty())
+        return send_json_error(res, 401, "authentication_error", "missing_credentials",
+                               "this route needs `Authorization: Bearer <access token>` (POST /api/auth/login)");
+      user = auth_.authenticate_access(token);
+      if (access == Access::User && user.must_change_password)
+        return send_json_error(res, 403, "permission_error", "password_change_required",
+                               "change your initial password first: POST /api/auth/password {old, new}");
     }
+    body(user);
+  } catch (const AuthError& e) {
+    if (e.retry_after > 0) res.set_header("Retry-After", std::to_string(e.retry_after));
+    send_json_error(res, e.status, error_type_for(e.status), e.code, e.what());
+  } catch (const std::exception& e) {
+    // Not a client error: a bug or the database failing. The message may name internals,
+    // so it is logged, not sent.
+    log_error("studio: ", req.method, " ", req.path, ": ", e.what());
+    send_json_error(res, 500, "server_error", "internal_error", "internal server error (see the server log)");
+  }
+}
+
+void StudioRoutes::add(const std::string& method, const std::string& pattern, Access access, UserHandler handler) {
+  if (method == "POST" || method == "PUT" || method == "PATCH") {
+    // Bodies are read here, not by httplib, whose single body limit must be the upload's: up to
+    // kMaxApiBodyBytes is kept, the rest is read and dropped (as httplib does for its own 413)
+    // so the client gets the answer instead of a connection reset.
+    auto wrapped = [this, access, handler = std::move(handler)](const Request& req, Response& res,
+                                                                const httplib::ContentReader& reader) {
+      Request full = req;
+      bool too_large = false;
+      reader([&](const char* data, size_t len) {
+        if (too_large || full.body.size() + len > kMaxApiBodyBytes) too_large = true;
+        else full.body.append(data, len);
+        return true;
+      });
+      if (too_large)
+        return send_json_error(res, 413, "request_too_large", "http_error",
+                               cat("request body larger than ", kMaxApiBodyBytes, " bytes"));
+      guarded(access, full, res, [&](const User& user) { handler(full, res, user); });
+    };
+    table_.push_back({{method, pattern, access}, nullptr, std::move(wrapped)});
+  } else {
+    auto wrapped = [this, access, handler = std::move(handler)](const Request& req, Response& res) {
+      guarded(access, req, res, [&](const User& user) { handler(req, res, user); });
+    };
+    table_.push_back({{method, pattern, access}, std::move(wrapped), nullptr});
+  }
+  infos_.push_back(table_.back().info);
+}
+
+void StudioRoutes::add_upload(const std::string& pattern, Access access, UploadHandler handler) {
+  // Credentials are checked before the body is read: an unauthenticated upload costs nothing.
+  auto wrapped = [this, access, handler = std::move(handler)](const Request& req, Response& res,
+                                                              const httplib::ContentReader& reader) {
+    guarded(access, req, res, [&](const User& user) { handler(req, res, reader, user); });
   };
-  table_.push_back({{method, pattern, access}, std::move(wrapped)});
+  table_.push_back({{"POST", pattern, access}, nullptr, std::move(wrapped)});
   infos_.push_back(table_.back().info);
 }
 
@@ -168,13 +211,28 @@ void StudioRoutes::mount(httplib::Server& server) {
   for (auto& r : table_) {
     const std::string& m = r.info.method;
     if (m == "GET") server.Get(r.info.pattern, r.handler);
-    else if (m == "POST") server.Post(r.info.pattern, r.handler);
+    else if (m == "POST") server.Post(r.info.pattern, r.reader_handler);
     else if (m == "DELETE") server.Delete(r.info.pattern, r.handler);
-    else if (m == "PATCH") server.Patch(r.info.pattern, r.handler);
-    else if (m == "PUT") server.Put(r.info.pattern, r.handler);
+    else if (m == "PATCH") server.Patch(r.info.pattern, r.reader_handler);
+    else if (m == "PUT") server.Put(r.info.pattern, r.reader_handler);
     else BRISK_ASSERT(false, "unknown method ", m);
   }
-  server.set_payload_max_length(kMaxApiBodyBytes);
+  // httplib has one body limit per server, which must be the upload's. The /api routes with
+  // bodies read them through add()'s capped reader; what else may carry a body (GET/DELETE
+  // here, /v1/* mounted beside us) is refused here on its declared length before it is read.
+  server.set_payload_max_length(std::max(kMaxApiBodyBytes, max_upload_bytes_));
+  server.set_pre_routing_handler([this](const Request& req, Response& res) {
+    if (!req.has_header("Content-Length")) return httplib::Server::HandlerResponse::Unhandled;
+    uint64_t n = std::strtoull(req.get_header_value("Content-Length").c_str(), nullptr, 10);
+    bool body_route = req.method == "POST" || req.method == "PUT" || req.method == "PATCH";
+    uint64_t limit = req.path.rfind("/v1/", 0) == 0 ? kMaxInferenceBodyBytes
+                     : body_route                   ? UINT64_MAX  // capped while read, see add()
+                                                    : kMaxApiBodyBytes;
+    if (!upload_path_.empty() && req.path == upload_path_) limit = UINT64_MAX;  // its own limit
+    if (n <= limit) return httplib::Server::HandlerResponse::Unhandled;
+    send_json_error(res, 413, "request_too_large", "http_error", cat("request body larger than ", limit, " bytes"));
+    return httplib::Server::HandlerResponse::Handled;
+  });
   // httplib calls this for every response >= 400; only fill the ones without a body (no route,
   // body too large, malformed request), never overwrite a handler's own error.
   server.set_error_handler(httplib::Server::HandlerWithResponse([](const Request&, Response& res) {
@@ -288,6 +346,7 @@ void StudioRoutes::create_run(const Request& req, Response& res, const User&) {
   auto cfg = body.find("config");
   if (cfg == body.end() || !cfg->is_object()) bad_request("\"config\" (object of training config keys) is required");
   std::string name = body.contains("name") ? string_field(body, "name") : "";
+  if (paths_) confine_run_paths(*cfg);
   Run run;
   try {
     run = runs().submit(name, *cfg);
@@ -297,6 +356,27 @@ void StudioRoutes::create_run(const Request& req, Response& res, const User&) {
     bad_request(e.what());  // config errors name the key
   }
   send_json(res, 201, run_json(run));
+}
+
+// Every path a run reads must be inside a registered root and every path it writes inside the
+// data dir; the config is rewritten with the canonical paths, so the trainer opens exactly what
+// was checked.
+void StudioRoutes::confine_run_paths(json& cfg) const {
+  train::TrainConfig parsed;
+  try {
+    parsed = train::parse_train_config(cfg.dump(), "run config");
+  } catch (const Error& e) {
+    bad_request(e.what());
+  }
+  if (!parsed.base_model.empty()) cfg["base_model"] = paths_->readable(parsed.base_model);
+  auto set_dataset_key = [&](const char* key, const std::string& value) {
+    if (cfg["dataset"].is_object()) cfg["dataset"][key] = value;
+    else cfg["dataset"] = value;  // the short form `dataset: PATH`
+  };
+  if (!parsed.dataset.path.empty()) set_dataset_key("path", paths_->readable(parsed.dataset.path));
+  if (!parsed.dataset.eval_path.empty() && cfg["dataset"].is_object())
+    set_dataset_key("eval_path", paths_->readable(parsed.dataset.eval_path));
+  if (cfg.contains("output_dir")) cfg["output_dir"] = paths_->writable(parsed.output_dir);
 }
 
 void StudioRoutes::get_run(const Request& req, Response& res, const User&) {

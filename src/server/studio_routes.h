@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "server/auth.h"
+#include "server/path_policy.h"
 #include "server/run_manager.h"
 #include "server/store.h"
 
@@ -33,6 +34,8 @@ struct RouteInfo {
 
 // Largest request body the studio accepts on /api (uploads get their own streamed route).
 constexpr size_t kMaxApiBodyBytes = 1 << 20;
+// Largest declared body on /v1/* (long chat histories), as `brisk serve`'s default.
+constexpr uint64_t kMaxInferenceBodyBytes = uint64_t(16) << 20;
 
 // `{"error":{"message","type","code"}}` with the given status.
 void send_json_error(httplib::Response& res, int status, const std::string& type, const std::string& code,
@@ -50,13 +53,31 @@ class StudioRoutes {
   // The route table (method, pattern, access) as mounted.
   const std::vector<RouteInfo>& routes() const { return infos_; }
 
+  // Adds a route to the table (before mount()); handlers may throw AuthError for a client error
+  // (its status and code are sent) and anything else for a 500. Route groups in other files
+  // (studio_library, studio_datasets, studio_exports) register themselves through this, so the
+  // credential check and the route-table tests cover them too.
+  using UserHandler = std::function<void(const httplib::Request&, httplib::Response&, const User&)>;
+  void add(const std::string& method, const std::string& pattern, Access access, UserHandler handler);
+  // A POST route whose body is not buffered: the handler reads it through `reader` (streamed
+  // uploads). Same credential check as add().
+  using UploadHandler = std::function<void(const httplib::Request&, httplib::Response&, const httplib::ContentReader&,
+                                           const User&)>;
+  void add_upload(const std::string& pattern, Access access, UploadHandler handler);
+  // Paths in run configs (base_model, dataset, output_dir) are checked against this when set.
+  void set_path_policy(const PathPolicy* policy) { paths_ = policy; }
+  // Largest upload accepted on the streamed route at exactly `path`; every other route keeps
+  // kMaxApiBodyBytes (checked on Content-Length before the body is read).
+  void allow_large_uploads(std::string path, size_t max_bytes) {
+    upload_path_ = std::move(path);
+    max_upload_bytes_ = max_bytes;
+  }
+
   // For /v1/*: true when the request carries a valid API key in `Authorization: Bearer
   // brisk_...` or `x-api-key: brisk_...` (updates the key's last_used).
   bool authorize_api_key(const httplib::Request& req);
 
  private:
-  using UserHandler = std::function<void(const httplib::Request&, httplib::Response&, const User&)>;
-  void add(const std::string& method, const std::string& pattern, Access access, UserHandler handler);
 
   void login(const httplib::Request&, httplib::Response&);
   void refresh(const httplib::Request&, httplib::Response&);
@@ -77,17 +98,31 @@ class StudioRoutes {
   void rename_run(const httplib::Request&, httplib::Response&, const User&);
   void delete_run(const httplib::Request&, httplib::Response&, const User&);
   RunManager& runs();
+  void confine_run_paths(nlohmann::json& cfg) const;
+
+  void guarded(Access access, const httplib::Request& req, httplib::Response& res,
+               const std::function<void(const User&)>& body);
 
   struct Route {
     RouteInfo info;
-    httplib::Server::Handler handler;
+    httplib::Server::Handler handler;                         // GET, DELETE
+    httplib::Server::HandlerWithContentReader reader_handler;  // POST, PUT, PATCH, uploads
   };
   Store& store_;
   AuthService& auth_;
   RunManager* runs_;
+  const PathPolicy* paths_ = nullptr;
+  std::string upload_path_;
+  size_t max_upload_bytes_ = 0;
   std::vector<Route> table_;
   std::vector<RouteInfo> infos_;
 };
+
+// Helpers for route handlers in the studio's files; bad input throws AuthError 400.
+nlohmann::json parse_json_body(const httplib::Request& req);           // a JSON object
+std::string required_string(const nlohmann::json& body, const char* key);
+int64_t path_id(const httplib::Request& req);                           // matches[1] as an id
+void send_json_status(httplib::Response& res, int status, const nlohmann::json& body);
 
 // Host facts for GET /api/system: CPU model and threads, RAM, GPUs (CUDA builds), version.
 nlohmann::json system_info_json();

@@ -60,6 +60,11 @@ try {
   let token = (await call('POST', '/api/auth/password', { token: t0.access_token,
     body: { old: initial, new: 'runs-e2e-password' } })).json.access_token;
 
+  // Runs read only inside registered roots: before `work` is one, the base model is refused.
+  const refused = await call('POST', '/api/runs', { token, body: { config: config({ max_steps: 2 }) } });
+  assert.equal(refused.status, 403, JSON.stringify(refused.json));
+  assert.equal((await call('POST', '/api/scan-folders', { token, body: { path: work } })).status, 201);
+
   // Bad configs are 400s that name the key.
   const bad = await call('POST', '/api/runs', { token, body: { config: { ...config({ max_steps: 2 }), learning_rat: 1 } } });
   assert.equal(bad.status, 400);

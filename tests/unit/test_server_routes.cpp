@@ -11,6 +11,9 @@
 #include <thread>
 
 #include "common/test_util.h"
+#include "server/studio_datasets.h"
+#include "server/studio_exports.h"
+#include "server/studio_library.h"
 #include "server/studio_routes.h"
 
 using namespace brisk;
@@ -24,6 +27,10 @@ struct Studio {
   Store store{dir.path + "/brisk.db"};
   AuthService auth{store, dir.path};
   StudioRoutes routes{store, auth};
+  // Every route group brisk studio mounts, so the table-wide tests below cover them all.
+  PathPolicy paths{store, dir.path};
+  InferenceService inference;
+  ExportManager exports{store, paths};
   httplib::Server srv;
   std::thread thread;
   int port = 0;
@@ -31,6 +38,11 @@ struct Studio {
 
   Studio() {
     admin_password = *auth.bootstrap_admin();
+    routes.set_path_policy(&paths);
+    add_library_routes(routes, store, paths, &inference);
+    add_dataset_routes(routes, store, paths, kDefaultMaxUploadBytes);
+    routes.allow_large_uploads("/api/datasets", kDefaultMaxUploadBytes);
+    add_export_routes(routes, exports);
     routes.mount(srv);
     // Stand-in for the /v1 mount: what openai_routes will do with authorize_api_key.
     srv.Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) {
