@@ -17,6 +17,22 @@ Recompute parse_recompute(const std::string& s) {
   throw Error(cat("unknown recompute policy '", s, "' (expected none, selective or full)"));
 }
 
+TokenBatch random_token_batch(int64_t vocab, int64_t batch, int64_t seq, uint64_t seed) {
+  Rng rng(seed);
+  TokenBatch b;
+  b.cu_seqlens.push_back(0);
+  for (int64_t s = 0; s < batch; ++s) {
+    for (int64_t i = 0; i < seq; ++i) {
+      int32_t id = int32_t(rng.below(uint64_t(vocab)));
+      b.ids.push_back(id);
+      b.labels.push_back(id);
+      b.positions.push_back(int32_t(i));
+    }
+    b.cu_seqlens.push_back(int32_t(b.ids.size()));
+  }
+  return b;
+}
+
 int64_t TokenBatch::label_count() const {
   int64_t n = 0;
   for (size_t s = 0; s + 1 < cu_seqlens.size(); ++s)

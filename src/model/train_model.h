@@ -30,6 +30,10 @@ struct TokenBatch {
   int64_t label_count() const;  // targets that count in the loss (after the shift)
 };
 
+// `batch` sequences of `seq` uniformly random token ids below `vocab`, every token a target
+// (benchmarks: the CPU and GPU `bench train` use the same batch for the same seed).
+TokenBatch random_token_batch(int64_t vocab, int64_t batch, int64_t seq, uint64_t seed);
+
 struct TrainGrad {
   std::string name;  // HF or PEFT tensor name
   Tensor value, grad;

@@ -5,6 +5,7 @@
 
 #include "common/test_util.h"
 #include "model/init_model.h"
+#include "model/train_model.h"
 
 namespace brisk::testing {
 
@@ -32,6 +33,23 @@ inline InitModelOptions parse_init_args(const nlohmann::json& args, const std::s
     else throw Error("unknown init-model argument " + k);
   }
   return o;
+}
+
+// The packed training batch of a golden case: rows of {"ids": [...], "labels": [...]}.
+inline TokenBatch golden_batch(const nlohmann::json& rows) {
+  TokenBatch b;
+  b.cu_seqlens.push_back(0);
+  for (const nlohmann::json& r : rows) {
+    auto ids = r["ids"].get<std::vector<int32_t>>();
+    auto labels = r["labels"].get<std::vector<int32_t>>();
+    for (size_t i = 0; i < ids.size(); ++i) {
+      b.ids.push_back(ids[i]);
+      b.labels.push_back(labels[i]);
+      b.positions.push_back(int32_t(i));
+    }
+    b.cu_seqlens.push_back(int32_t(b.ids.size()));
+  }
+  return b;
 }
 
 }  // namespace brisk::testing

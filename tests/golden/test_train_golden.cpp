@@ -29,21 +29,7 @@ InitModelOptions parse_init(const json& args, const std::string& tok_dir) {
   return testing::parse_init_args(args, tok_dir);
 }
 
-TokenBatch make_batch(const json& rows) {
-  TokenBatch b;
-  b.cu_seqlens.push_back(0);
-  for (const json& r : rows) {
-    auto ids = r["ids"].get<std::vector<int32_t>>();
-    auto labels = r["labels"].get<std::vector<int32_t>>();
-    for (size_t i = 0; i < ids.size(); ++i) {
-      b.ids.push_back(ids[i]);
-      b.labels.push_back(labels[i]);
-      b.positions.push_back(int32_t(i));
-    }
-    b.cu_seqlens.push_back(int32_t(b.ids.size()));
-  }
-  return b;
-}
+TokenBatch make_batch(const json& rows) { return testing::golden_batch(rows); }
 
 double rel_err(const std::vector<double>& got, const std::vector<double>& want) {
   double e = 0, m = 0;

@@ -48,18 +48,7 @@ TEST(CudaTrainGolden, LoraCasesMatchTransformersAndPeft) {
     ls.rslora = c["lora"]["rslora"];
     ls.targets = parse_target_modules(c["lora"]["targets"].get<std::vector<std::string>>());
     LoraAdapter lora = init_lora(model->config(), ls, c["lora"]["seed"].get<uint64_t>(), /*random_b=*/true);
-    TokenBatch b;
-    b.cu_seqlens.push_back(0);
-    for (const json& r : c["batch"]) {
-      auto ids = r["ids"].get<std::vector<int32_t>>();
-      auto labels = r["labels"].get<std::vector<int32_t>>();
-      for (size_t i = 0; i < ids.size(); ++i) {
-        b.ids.push_back(ids[i]);
-        b.labels.push_back(labels[i]);
-        b.positions.push_back(int32_t(i));
-      }
-      b.cu_seqlens.push_back(int32_t(b.ids.size()));
-    }
+    TokenBatch b = testing::golden_batch(c["batch"]);
     const int64_t n = b.label_count();
     cuda::CudaTrainModel gpu(*model, lora, Recompute::None, b.size());
     double loss = gpu.forward_backward(b, 1.0f / float(n), 0) / double(n);

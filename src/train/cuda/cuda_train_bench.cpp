@@ -35,18 +35,7 @@ nlohmann::json run_cuda_train_bench(const CudaTrainBenchArgs& a) {
   cuda::CudaTrainModel gpu(c, a.lora, a.recompute, T, 1);
   const size_t used_alloc = cuda::CudaTrainModel::device_used_bytes();
 
-  Rng rng(5);
-  TokenBatch b;
-  b.cu_seqlens.push_back(0);
-  for (int64_t s = 0; s < a.batch; ++s) {
-    for (int64_t i = 0; i < a.seq; ++i) {
-      int32_t id = int32_t(rng.below(uint64_t(c.vocab_size)));
-      b.ids.push_back(id);
-      b.labels.push_back(id);
-      b.positions.push_back(int32_t(i));
-    }
-    b.cu_seqlens.push_back(int32_t(b.ids.size()));
-  }
+  TokenBatch b = random_token_batch(c.vocab_size, a.batch, a.seq, 5);
   const float scale = 1.0f / float(b.label_count());
   size_t peak = used_alloc;
   double loss = 0;
