@@ -66,6 +66,11 @@ __device__ __forceinline__ void cp_async_16(void* dst, const void* src, int src_
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(src_bytes)
                : "memory");
 }
+// 4-byte variant (.ca: .cg takes only 16-byte copies).
+__device__ __forceinline__ void cp_async_4(void* dst, const void* src, int src_bytes) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(src_bytes)
+               : "memory");
+}
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
 
@@ -398,7 +403,7 @@ __global__ void __launch_bounds__(kBwdThreads, kBwdMinBlocks<D>)
   const bf16* sV = smem + L::kV;
   bf16* sPt = smem + L::kPt;
   bf16* sdSt = smem + L::kdSt;
-  float* sLse = reinterpret_cast<float*>(smem_raw + L::kLseOff);      // [2][kBwdBM], log2 units
+  float* sLse = reinterpret_cast<float*>(smem_raw + L::kLseOff);      // [2][kBwdBM], natural log
   float* sDelta = reinterpret_cast<float*>(smem_raw + L::kDeltaOff);  // [2][kBwdBM]
 
   const int seg = int(blockIdx.x), kvh = int(blockIdx.y), kt = int(blockIdx.z), n_ktiles = int(gridDim.z);
@@ -427,7 +432,6 @@ __global__ void __launch_bounds__(kBwdThreads, kBwdMinBlocks<D>)
   const int qt_begin = k_first / kBwdBM, n_qt = (q_end - 1) / kBwdBM - qt_begin + 1;
   const int n_steps = n_qt * p.group;
   const int64_t dout_stride = int64_t(p.n_heads) * D;
-  const float scale_log2 = p.scale * kLog2e;
 
   auto load_step = [&](int n, int buf) {
     const int h = kvh * p.group + n / n_qt, q_first = (qt_begin + n % n_qt) * kBwdBM;
@@ -437,9 +441,12 @@ __global__ void __launch_bounds__(kBwdThreads, kBwdMinBlocks<D>)
                                             p.q_stride, q_rows);
     load_tile_async<D, kBwdBM, kBwdThreads>(smem + L::kdO + buf * kBwdBM * kLd, dout + row0 * dout_stride + int64_t(h) * D,
                                             dout_stride, q_rows);
+    // lse, delta asynchronously too (a plain load would stall the step on its latency); rows
+    // past the segment are zero-filled (their P is masked to 0).
     for (int r = int(threadIdx.x); r < kBwdBM; r += kBwdThreads) {
-      sLse[buf * kBwdBM + r] = r < q_rows ? lse[(row0 + r) * p.n_heads + h] * kLog2e : 0.0f;
-      sDelta[buf * kBwdBM + r] = r < q_rows ? delta[(row0 + r) * p.n_heads + h] : 0.0f;
+      const int64_t i = (row0 + (r < q_rows ? r : 0)) * p.n_heads + h;
+      cp_async_4(sLse + buf * kBwdBM + r, lse + i, r < q_rows ? 4 : 0);
+      cp_async_4(sDelta + buf * kBwdBM + r, delta + i, r < q_rows ? 4 : 0);
     }
   };
   load_tile_async<D, kBwdBN, kBwdThreads>(smem + L::kK, k + (seg_begin + k_first) * p.k_stride + int64_t(kvh) * D,
@@ -465,7 +472,7 @@ __global__ void __launch_bounds__(kBwdThreads, kBwdMinBlocks<D>)
     const int q_rows = min(kBwdBM, seg_len - q_first);
     const bf16* sQ = smem + L::kQ + buf * kBwdBM * kLd;
     const bf16* sdO = smem + L::kdO + buf * kBwdBM * kLd;
-    const float* lse_l2 = sLse + buf * kBwdBM;
+    const float* lse_ln = sLse + buf * kBwdBM;
     const float* dlt = sDelta + buf * kBwdBM;
 
     // Phase 1: S^T, dP^T for keys slice.., queries qh .. qh + 31 (4 n8 tiles).
@@ -501,7 +508,7 @@ __global__ void __launch_bounds__(kBwdThreads, kBwdMinBlocks<D>)
 #pragma unroll
           for (int e = 0; e < 2; ++e) {
             const bool vis = key_visible(q_first + qc + e, k_first + key, seg_len, p.window);
-            pv[e] = vis ? exp2f(st[j][2 * i + e] * scale_log2 - lse_l2[qc + e]) : 0.0f;
+            pv[e] = vis ? exp2f((st[j][2 * i + e] * p.scale - lse_ln[qc + e]) * kLog2e) : 0.0f;
             ds[e] = pv[e] * (dpt[j][2 * i + e] - dlt[qc + e]);
           }
           *reinterpret_cast<uint32_t*>(sPt + key * kLdP + qc) = pack_bf16(pv[0], pv[1]);
