@@ -67,7 +67,7 @@ template <typename Fn> double median_ms(int iters, const Fn& fn) {
 int run_bench(const Args& a) {
   using namespace brisk;
   BRISK_CHECK(a.batch >= 1 && a.seq >= 1 && a.iters >= 1, "--batch, --seq and --iters must be >= 1");
-  BRISK_CHECK(a.impl == "tc" || a.impl == "scalar", "--impl ", a.impl, ": tc or scalar");
+  BRISK_CHECK(a.impl == "tc" || a.impl == "scalar" || a.impl == "mma", "--impl ", a.impl, ": tc, scalar or mma");
   cuda::FlashAttnShape s;
   s.tokens = int64_t(a.batch) * a.seq;
   s.n_seg = a.batch;
@@ -84,7 +84,9 @@ int run_bench(const Args& a) {
               count_err == cudaSuccess ? "none found" : cudaGetErrorString(count_err), ")");
   cudaDeviceProp prop{};
   BRISK_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
-  const auto impl = a.impl == "tc" ? cuda::FlashAttnImpl::TensorCores : cuda::FlashAttnImpl::Scalar;
+  const auto impl = a.impl == "tc"     ? cuda::FlashAttnImpl::TensorCores
+                   : a.impl == "mma" ? cuda::FlashAttnImpl::Mma
+                                     : cuda::FlashAttnImpl::Scalar;
 
   const size_t nq = size_t(s.tokens) * a.heads * a.head_dim, nk = size_t(s.tokens) * a.kv_heads * a.head_dim;
   Rng rng(7);
@@ -136,7 +138,7 @@ brisk::cli::Registrar reg("bench attention", "Flash-attention forward and backwa
   app.add_option("--head-dim", a->head_dim, "32, 64 or 128")->default_val(128);
   app.add_option("--window", a->window, "Sliding window (0 = none)")->default_val(0);
   app.add_option("--iters", a->iters, "Timed runs (the median is reported)")->default_val(20);
-  app.add_option("--impl", a->impl, "tc (tensor cores) or scalar")->default_val("tc");
+  app.add_option("--impl", a->impl, "tc (WMMA tensor cores), mma (mma.sync kernels; backward falls back to tc where not implemented) or scalar")->default_val("tc");
   return [a]() -> int {
 #ifdef BRISK_HAVE_CUDA
     return run_bench(*a);

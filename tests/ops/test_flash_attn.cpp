@@ -11,7 +11,8 @@
 // The backward is fed the CPU forward's own out (rounded to bf16) and lse, so a forward error
 // cannot hide or cause a backward one. The Scalar twin (same tiles, fp32 FMAs instead of WMMA)
 // runs on a subset with the same checks: when only the tensor-core run fails, the fault is in
-// the WMMA fragment layouts, not in the tiling or the masks.
+// the WMMA fragment layouts, not in the tiling or the masks. FlashAttnImpl::Mma (mma.sync
+// kernels, flash_attn_mma.cu) runs the whole sweep with the same tolerances.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -40,11 +41,20 @@ struct Case {
   float scale_mul = 1.0f;  // scale = scale_mul / sqrt(hd); 12 makes rows peaked (scores' std ~16)
 };
 
+const char* impl_name(FlashAttnImpl impl) {
+  switch (impl) {
+    case FlashAttnImpl::TensorCores: return "tc";
+    case FlashAttnImpl::Scalar: return "scalar";
+    case FlashAttnImpl::Mma: return "mma";
+  }
+  return "?";
+}
+
 std::string describe(const Case& c, FlashAttnImpl impl) {
   std::string segs;
   for (size_t i = 0; i < c.cu_seqlens.size(); ++i) segs += (i ? "," : "") + std::to_string(c.cu_seqlens[i]);
   char buf[200];
-  std::snprintf(buf, sizeof buf, "%s hd%d %d/%d w%d%s x%g cu{%s}", impl == FlashAttnImpl::Scalar ? "scalar" : "tc",
+  std::snprintf(buf, sizeof buf, "%s hd%d %d/%d w%d%s x%g cu{%s}", impl_name(impl),
                 c.head_dim, c.n_heads, c.n_kv_heads, c.window, c.fused_qkv ? " fused" : "", c.scale_mul, segs.c_str());
   return buf;
 }
@@ -162,6 +172,14 @@ TEST(CudaFlashAttn, TensorCores) {
   for (const Case& c : sweep()) run_case(c, FlashAttnImpl::TensorCores, rng);
 }
 
+// The mma.sync kernels (flash_attn_mma.cu), forward and backward, on the same sweep and
+// tolerances.
+TEST(CudaFlashAttn, Mma) {
+  BRISK_REQUIRE_CUDA_DEVICE();
+  Rng rng(506);
+  for (const Case& c : sweep()) run_case(c, FlashAttnImpl::Mma, rng);
+}
+
 TEST(CudaFlashAttn, ScalarTwin) {
   BRISK_REQUIRE_CUDA_DEVICE();
   Rng rng(502);
@@ -178,9 +196,12 @@ TEST(CudaFlashAttn, ScalarTwin) {
 TEST(CudaFlashAttn, WindowExtremes) {
   BRISK_REQUIRE_CUDA_DEVICE();
   Rng rng(503);
-  run_case(Case{{0, 1, 17, 147, 400}, 8, 2, 64, 5000, false}, FlashAttnImpl::TensorCores, rng);
-  run_case(Case{{0, 1, 17, 147, 400}, 8, 2, 64, 1, true}, FlashAttnImpl::TensorCores, rng);
-  run_case(Case{{0, 300}, 4, 4, 128, 100, false}, FlashAttnImpl::TensorCores, rng);
+  for (FlashAttnImpl impl : {FlashAttnImpl::TensorCores, FlashAttnImpl::Mma}) {
+    run_case(Case{{0, 1, 17, 147, 400}, 8, 2, 64, 5000, false}, impl, rng);
+    run_case(Case{{0, 1, 17, 147, 400}, 8, 2, 64, 1, true}, impl, rng);
+    run_case(Case{{0, 300}, 4, 4, 128, 100, false}, impl, rng);
+    run_case(Case{{0, 300}, 4, 4, 64, 200, true}, impl, rng);  // window > one 128-row query tile
+  }
 }
 
 // Peaked rows: scores spread ~16 wide, so running maxima jump by more than the forward's slack
@@ -188,7 +209,7 @@ TEST(CudaFlashAttn, WindowExtremes) {
 TEST(CudaFlashAttn, PeakedScores) {
   BRISK_REQUIRE_CUDA_DEVICE();
   Rng rng(505);
-  for (FlashAttnImpl impl : {FlashAttnImpl::TensorCores, FlashAttnImpl::Scalar}) {
+  for (FlashAttnImpl impl : {FlashAttnImpl::TensorCores, FlashAttnImpl::Scalar, FlashAttnImpl::Mma}) {
     run_case(Case{{0, 1, 17, 147, 400}, 8, 2, 64, 0, false, 12.0f}, impl, rng);
     run_case(Case{{0, 1000}, 4, 4, 128, 0, true, 12.0f}, impl, rng);
     run_case(Case{{0, 65, 129, 130}, 32, 8, 32, 16, false, 12.0f}, impl, rng);
@@ -196,18 +217,16 @@ TEST(CudaFlashAttn, PeakedScores) {
 }
 
 // max_seqlen is the caller's promise (cu_seqlens lives on the device): a segment longer than
-// it must come back as NaN rows past max_seqlen rounded up to the 64-row tile, never stale.
-TEST(CudaFlashAttn, UndersizedMaxSeqlenGivesNaN) {
-  BRISK_REQUIRE_CUDA_DEVICE();
-  Rng rng(504);
-  const int64_t T = 100;
+// it must come back as NaN rows past max_seqlen rounded up to the forward's query tile (64 for
+// TensorCores, 128 for Mma), never stale.
+void check_undersized_max_seqlen(FlashAttnImpl impl, int64_t T, int tile, Rng& rng) {
   const int nh = 2, hd = 32;
   const size_t n = size_t(T) * nh * hd;
   auto q = random_bf16(rng, n, -1.0f, 1.0f), k = random_bf16(rng, n, -1.0f, 1.0f), v = random_bf16(rng, n, -1.0f, 1.0f);
   FlashAttnShape s;
   s.tokens = T;
   s.n_seg = 1;
-  s.max_seqlen = 40;  // one 64-row tile covers rows 0..63
+  s.max_seqlen = 40;  // one query tile covers rows 0 .. tile - 1
   s.n_heads = s.n_kv_heads = nh;
   s.head_dim = hd;
   s.scale = 0.2f;
@@ -215,20 +234,28 @@ TEST(CudaFlashAttn, UndersizedMaxSeqlenGivesNaN) {
   DeviceBuffer d_cu = to_device(std::vector<int32_t>{0, int32_t(T)});
   DeviceBuffer d_out = to_device(std::vector<uint16_t>(n, 0)), d_lse = to_device(std::vector<float>(size_t(T) * nh, 0.0f));
   cuda::launch_flash_attn_forward(bf16(d_q), bf16(d_k), bf16(d_v), d_cu.as<int32_t>(), s, bf16(d_out), d_lse.as<float>(),
-                                  nullptr);
+                                  nullptr, impl);
   auto out = bf16_to_f32(from_device<uint16_t>(d_out, n));
   auto lse = from_device<float>(d_lse, size_t(T) * nh);
   int64_t finite_rows = 0, nan_rows = 0;
   for (int64_t t = 0; t < T; ++t)
     for (int h = 0; h < nh; ++h) {
       const float o = out[size_t((t * nh + h) * hd)], l = lse[size_t(t * nh + h)];
-      if (t < 64) finite_rows += std::isfinite(o) && std::isfinite(l);
+      if (t < tile) finite_rows += std::isfinite(o) && std::isfinite(l);
       else nan_rows += std::isnan(o) && std::isnan(l);
     }
-  std::printf("  rows 0..63 finite: %lld of %d, rows 64..99 NaN: %lld of %d\n", (long long)finite_rows, 64 * nh,
-              (long long)nan_rows, 36 * nh);
-  EXPECT_EQ(finite_rows, 64 * nh);
-  EXPECT_EQ(nan_rows, 36 * nh);
+  std::printf("  %s: rows 0..%d finite: %lld of %d, rows %d..%lld NaN: %lld of %lld\n", impl_name(impl), tile - 1,
+              (long long)finite_rows, tile * nh, tile, (long long)(T - 1), (long long)nan_rows,
+              (long long)((T - tile) * nh));
+  EXPECT_EQ(finite_rows, tile * nh);
+  EXPECT_EQ(nan_rows, (T - tile) * nh);
+}
+
+TEST(CudaFlashAttn, UndersizedMaxSeqlenGivesNaN) {
+  BRISK_REQUIRE_CUDA_DEVICE();
+  Rng rng(504);
+  check_undersized_max_seqlen(FlashAttnImpl::TensorCores, 100, 64, rng);
+  check_undersized_max_seqlen(FlashAttnImpl::Mma, 200, 128, rng);
 }
 
 // Host-side validation: runs everywhere, before any CUDA call.

@@ -19,7 +19,8 @@
 // very same tiles, slices, masks and softmax lines with fp32 FMAs. WMMA's fragment layout is
 // opaque, so anything done per element (masks, softmax, rescale, dS) goes through shared memory
 // (f32): slower than FA2's register-level mma.sync, simple to get right. Exponentials and logs
-// use full-accuracy expf / logf.
+// use full-accuracy expf / logf. FlashAttnImpl::Mma (register-level mma.sync, FA2's layout) lives
+// in flash_attn_mma.cu; the launchers below dispatch to it.
 #include "backend/cuda/flash_attn.h"
 
 #include <mma.h>
@@ -32,6 +33,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_common.cuh"
+#include "backend/cuda/flash_attn_mma.cuh"
 #include "core/error.h"
 
 namespace brisk::cuda {
@@ -561,6 +563,13 @@ Params params_of(const FlashAttnShape& s) {
                 q_stride_of(s), k_stride_of(s), v_stride_of(s), s.scale};
 }
 
+FlashAttnShape with_resolved_strides(FlashAttnShape s) {
+  s.q_stride = q_stride_of(s);
+  s.k_stride = k_stride_of(s);
+  s.v_stride = v_stride_of(s);
+  return s;
+}
+
 int tiles_of(int len, int tile) { return (len + tile - 1) / tile; }
 size_t align_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
 
@@ -631,6 +640,10 @@ void launch_flash_attn_forward(const bf16* q, const bf16* k, const bf16* v, cons
   if (s.tokens == 0) return;
   for (auto [ptr, name] : {std::pair<const void*, const char*>{q, "q"}, {k, "k"}, {v, "v"}, {out, "out"}})
     check_aligned(ptr, name);
+  if (impl == FlashAttnImpl::Mma) {
+    flash_mma::run_forward(q, k, v, cu_seqlens, with_resolved_strides(s), out, lse, stream);
+    return;
+  }
   dispatch_head_dim(s.head_dim, [&](auto d) {
     constexpr int D = decltype(d)::value;
     if (impl == FlashAttnImpl::TensorCores)
@@ -664,13 +677,17 @@ void launch_flash_attn_backward(const bf16* q, const bf16* k, const bf16* v, con
   check_launch("flash_bwd_delta_kernel");
   BRISK_CUDA_CHECK(cudaMemsetAsync(dq_acc, 0, size_t(n_dq) * sizeof(float), stream));
 
-  dispatch_head_dim(s.head_dim, [&](auto d) {
-    constexpr int D = decltype(d)::value;
-    if (impl == FlashAttnImpl::TensorCores)
-      run_backward<D, true>(q, k, v, dout, lse, delta, cu_seqlens, s, dq_acc, dk, dv, stream);
-    else
-      run_backward<D, false>(q, k, v, dout, lse, delta, cu_seqlens, s, dq_acc, dk, dv, stream);
-  });
+  if (impl == FlashAttnImpl::Mma && flash_mma::backward_implemented(s)) {
+    flash_mma::run_backward(q, k, v, dout, lse, delta, cu_seqlens, with_resolved_strides(s), dq_acc, dk, dv, stream);
+  } else {
+    dispatch_head_dim(s.head_dim, [&](auto d) {
+      constexpr int D = decltype(d)::value;
+      if (impl == FlashAttnImpl::Scalar)
+        run_backward<D, false>(q, k, v, dout, lse, delta, cu_seqlens, s, dq_acc, dk, dv, stream);
+      else  // TensorCores, and Mma where it has no backward kernel
+        run_backward<D, true>(q, k, v, dout, lse, delta, cu_seqlens, s, dq_acc, dk, dv, stream);
+    });
+  }
 
   const int64_t convert_blocks = std::min<int64_t>((n_dq + 255) / 256, int64_t(1) << 20);
   flash_bwd_dq_convert_kernel<<<unsigned(convert_blocks), 256, 0, stream>>>(dq_acc, dq, n_dq);

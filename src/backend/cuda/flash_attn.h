@@ -23,9 +23,12 @@ struct FlashAttnShape {
   int window = 0;      // sliding window (keys with pos > query pos - window); <= 0: unlimited
 };
 
-// Which kernels run: bf16 tensor cores (WMMA, the fast path) or plain fp32 FMAs over the same
-// tiles, masks and online softmax (the obviously-correct twin the tests compare it with).
-enum class FlashAttnImpl { TensorCores, Scalar };
+// Which kernels run: bf16 tensor cores (WMMA, the fast path), plain fp32 FMAs over the same
+// tiles, masks and online softmax (the obviously-correct twin the tests compare it with), or
+// Mma: register-level mma.sync kernels (FA2 layout, flash_attn_mma.cu; 128-query forward
+// tiles, so rows past max_seqlen are NaN from max_seqlen rounded up to 128). Where Mma has no
+// kernel (the backward, for now) the TensorCores kernel runs instead.
+enum class FlashAttnImpl { TensorCores, Scalar, Mma };
 
 // Throws brisk::Error (one line, naming the value) for a shape the kernels cannot run: head_dim
 // not 32/64/128, heads not a multiple of kv heads, strides too small or not multiples of 8,
