@@ -23,11 +23,12 @@ struct FlashAttnShape {
   int window = 0;      // sliding window (keys with pos > query pos - window); <= 0: unlimited
 };
 
-// Which kernels run: bf16 tensor cores (WMMA, the fast path), plain fp32 FMAs over the same
-// tiles, masks and online softmax (the obviously-correct twin the tests compare it with), or
-// Mma: register-level mma.sync kernels (FA2 layout, flash_attn_mma.cu; 128-query forward
-// tiles, so rows past max_seqlen are NaN from max_seqlen rounded up to 128). Where Mma has no
-// kernel (the backward, for now) the TensorCores kernel runs instead.
+// Which kernels run. Mma (the default): register-level mma.sync kernels in the FA2 layout
+// (flash_attn_mma.cu; 128-query forward tiles, so rows past max_seqlen are NaN from max_seqlen
+// rounded up to 128); on the H100 forward 193 TFLOP/s, forward+backward 116 at hd 128 (the WMMA
+// kernels: 50 / 55; docs/BENCHMARKS.md). TensorCores: the first WMMA kernels, through shared
+// memory. Scalar: plain fp32 FMAs over the same tiles, masks and online softmax (the
+// obviously-correct twin the tests compare with). All three pass the same parity sweep.
 enum class FlashAttnImpl { TensorCores, Scalar, Mma };
 
 // Throws brisk::Error (one line, naming the value) for a shape the kernels cannot run: head_dim
@@ -40,7 +41,7 @@ void check_flash_attn_shape(const FlashAttnShape& s);
 // no segment longer than max_seqlen (rows past max_seqlen are written as NaN, never skipped).
 void launch_flash_attn_forward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
                                const int32_t* cu_seqlens, const FlashAttnShape& s, __nv_bfloat16* out, float* lse,
-                               cudaStream_t stream, FlashAttnImpl impl = FlashAttnImpl::TensorCores);
+                               cudaStream_t stream, FlashAttnImpl impl = FlashAttnImpl::Mma);
 
 // Scratch launch_flash_attn_backward needs: D = rowsum(dout * out) and the f32 dq accumulator.
 size_t flash_attn_backward_scratch_bytes(const FlashAttnShape& s);
@@ -52,6 +53,6 @@ void launch_flash_attn_backward(const __nv_bfloat16* q, const __nv_bfloat16* k, 
                                 const __nv_bfloat16* out, const float* lse, const __nv_bfloat16* dout,
                                 const int32_t* cu_seqlens, const FlashAttnShape& s, __nv_bfloat16* dq,
                                 __nv_bfloat16* dk, __nv_bfloat16* dv, void* scratch, cudaStream_t stream,
-                                FlashAttnImpl impl = FlashAttnImpl::TensorCores);
+                                FlashAttnImpl impl = FlashAttnImpl::Mma);
 
 }  // namespace brisk::cuda
