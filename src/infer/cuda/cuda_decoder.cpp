@@ -264,8 +264,9 @@ void CudaDecoder::lora(int64_t layer, Proj p, const bf16* x, void* y, bool y_f32
   const int64_t in = proj_in(cfg_, p), out = proj_out(cfg_, p), r = lora_->r;
   linear(x, m.A, nullptr, lora_->u, false, T, r, in, false);  // u = x A^T
   if (cuda::gemv_supported(T, r, m.B, lora_->u)) {             // y += s * u B^T
-    if (y_f32) cuda::launch_gemv(m.B, lora_->u, static_cast<float*>(y), int(T), out, r, nullptr, true, stream_, lora_->scale);
-    else cuda::launch_gemv(m.B, lora_->u, static_cast<bf16*>(y), int(T), out, r, nullptr, true, stream_, lora_->scale);
+    const float s = lora_->scale;
+    if (y_f32) cuda::launch_gemv(m.B, lora_->u, static_cast<float*>(y), int(T), out, r, nullptr, true, stream_, s);
+    else cuda::launch_gemv(m.B, lora_->u, static_cast<bf16*>(y), int(T), out, r, nullptr, true, stream_, s);
     return;
   }
   cuda::GemmArgs g;
