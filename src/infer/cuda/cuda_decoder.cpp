@@ -1,7 +1,10 @@
 // CudaDecoder: Model::forward (model/model.cpp) on the GPU, one stream.
 //
 // Per forward: the batch's tokens are flattened (slot, position, wants-logits) and run in pieces
-// of at most kMaxTokens tokens, so activation memory is fixed (planned at construction). Each
+// of at most kMaxTokens tokens, so activation memory is fixed (planned at construction). Pieces
+// of up to 8 tokens (decode steps, batched decode) run every projection, LoRA product and the LM
+// head through the bandwidth-bound GEMV kernel (backend/cuda/gemv.h), larger ones through
+// cuBLASLt. Each
 // piece: embedding (f32 residual x) -> per layer rmsnorm -> q/k/v GEMMs (+bias, +LoRA) -> q/k
 // norm -> rope -> append k/v to the cache -> attention over the cache -> o GEMM accumulated
 // into x in f32 -> rmsnorm -> gate/up GEMMs -> swiglu -> down GEMM accumulated into x. Then the
@@ -27,6 +30,7 @@
 #include "backend/cuda/device_buffer.h"
 #include "backend/cuda/embedding.h"
 #include "backend/cuda/gemm.h"
+#include "backend/cuda/gemv.h"
 #include "backend/cuda/rmsnorm.h"
 #include "backend/cuda/rope.h"
 #include "backend/cuda/sampling.h"
@@ -233,6 +237,13 @@ int CudaDecoder::attention_splits(int64_t T) const {
 
 void CudaDecoder::linear(const bf16* x, const bf16* w, const bf16* bias, void* y, bool y_f32, int64_t T, int64_t out,
                          int64_t in, bool accumulate) {
+  // Decode steps (a few tokens) are bound by reading W: the GEMV kernel streams it near the
+  // memory bandwidth and fuses the bias. Prefill pieces stay on cuBLASLt.
+  if (cuda::gemv_supported(T, in, w, x)) {
+    if (y_f32) cuda::launch_gemv(w, x, static_cast<float*>(y), int(T), out, in, bias, accumulate, stream_);
+    else cuda::launch_gemv(w, x, static_cast<bf16*>(y), int(T), out, in, bias, accumulate, stream_);
+    return;
+  }
   cuda::GemmArgs g;
   g.m = T, g.n = out, g.k = in;
   g.a = x, g.a_type = DType::BF16;
@@ -252,7 +263,13 @@ void CudaDecoder::lora(int64_t layer, Proj p, const bf16* x, void* y, bool y_f32
   if (!m.A) return;
   const int64_t in = proj_in(cfg_, p), out = proj_out(cfg_, p), r = lora_->r;
   linear(x, m.A, nullptr, lora_->u, false, T, r, in, false);  // u = x A^T
-  cuda::GemmArgs g;                                            // y += s * u B^T
+  if (cuda::gemv_supported(T, r, m.B, lora_->u)) {             // y += s * u B^T
+    const float s = lora_->scale;
+    if (y_f32) cuda::launch_gemv(m.B, lora_->u, static_cast<float*>(y), int(T), out, r, nullptr, true, stream_, s);
+    else cuda::launch_gemv(m.B, lora_->u, static_cast<bf16*>(y), int(T), out, r, nullptr, true, stream_, s);
+    return;
+  }
+  cuda::GemmArgs g;
   g.m = T, g.n = out, g.k = r;
   g.a = lora_->u, g.b = m.B, g.trans_b = true;
   g.c = y, g.c_type = y_f32 ? DType::F32 : DType::BF16;
@@ -309,6 +326,10 @@ void CudaDecoder::enqueue_head(int64_t rows) {
   const ModelConfig& c = cfg_;
   cuda::launch_rmsnorm_f32_rows(x_, d_rows_, w_.final_norm, head_rows_, rows, int(c.hidden_size),
                                 float(c.rms_norm_eps), stream_);
+  if (cuda::gemv_supported(rows, c.hidden_size, w_.lm_head, head_rows_)) {
+    cuda::launch_gemv(w_.lm_head, head_rows_, logits_, int(rows), c.vocab_size, c.hidden_size, nullptr, false, stream_);
+    return;
+  }
   cuda::GemmArgs g;
   g.m = rows, g.n = c.vocab_size, g.k = c.hidden_size;
   g.a = head_rows_, g.b = w_.lm_head, g.trans_b = true;
