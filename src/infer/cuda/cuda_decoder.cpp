@@ -42,6 +42,7 @@ namespace brisk::infer {
 namespace {
 
 constexpr int64_t kMaxTokens = 512;  // tokens per piece (activations are planned for this)
+static_assert(kMaxTokens >= 3, "a decode step writes q|k|v (qd + 2 kvd <= 3 qd) into the q buffer");
 constexpr int64_t kLogitRows = 64;   // logits rows per LM-head GEMM (f32 [64, V] on the device)
 
 struct Token {
@@ -288,35 +289,49 @@ void CudaDecoder::enqueue_layers(int64_t T) {
   for (int64_t l = 0; l < c.num_layers; ++l) {
     const GpuLayer& L = w_.layers[size_t(l)];
     cuda::launch_rmsnorm_f32_rows(x_, nullptr, L.attn_norm, xn_, T, H, eps, stream_);
-    linear(xn_, L.wq, L.bq, q_, false, T, qd, H, false);
-    linear(xn_, L.wk, L.bk, k_, false, T, kvd, H, false);
-    linear(xn_, L.wv, L.bv, v_, false, T, kvd, H, false);
+    // One token (a decode step): the stacked q|k|v rows in one GEMV, written into q_'s buffer
+    // (planned for kMaxTokens rows, so it holds qd + 2 kvd), k and v pointing into it.
+    bf16 *k = k_, *v = v_, *up = up_;
+    if (T == 1 && L.qkv_stacked) {
+      linear(xn_, L.wq, L.bq, q_, false, T, qd + 2 * kvd, H, false);
+      k = q_ + qd;
+      v = k + kvd;
+    } else {
+      linear(xn_, L.wq, L.bq, q_, false, T, qd, H, false);
+      linear(xn_, L.wk, L.bk, k, false, T, kvd, H, false);
+      linear(xn_, L.wv, L.bv, v, false, T, kvd, H, false);
+    }
     lora(l, Proj::Q, xn_, q_, false, T);
-    lora(l, Proj::K, xn_, k_, false, T);
-    lora(l, Proj::V, xn_, v_, false, T);
+    lora(l, Proj::K, xn_, k, false, T);
+    lora(l, Proj::V, xn_, v, false, T);
     if (c.qk_norm) {
       cuda::launch_rmsnorm(q_, L.q_norm, q_, T * nh, hd, eps, 0.0f, stream_);
-      cuda::launch_rmsnorm(k_, L.k_norm, k_, T * nkv, hd, eps, 0.0f, stream_);
+      cuda::launch_rmsnorm(k, L.k_norm, k, T * nkv, hd, eps, 0.0f, stream_);
     }
     cuda::launch_rope(q_, d_pos_, inv_freq_, T, nh, hd, rope_n_freq_, rope_mscale_, stream_);
-    cuda::launch_rope(k_, d_pos_, inv_freq_, T, nkv, hd, rope_n_freq_, rope_mscale_, stream_);
+    cuda::launch_rope(k, d_pos_, inv_freq_, T, nkv, hd, rope_n_freq_, rope_mscale_, stream_);
     cuda::AttentionDecodeShape s;
     s.n_head = nh, s.n_kv_head = nkv, s.head_dim = hd, s.capacity = capacity_;
     s.scale = 1.0f / std::sqrt(float(hd));
     s.window = int(c.window_for_layer(l));
     bf16* kc = k_cache_ + l * layer_elems;
     bf16* vc = v_cache_ + l * layer_elems;
-    cuda::launch_kv_append(k_, v_, d_slot_, d_pos_, kc, vc, T, s, stream_);
+    cuda::launch_kv_append(k, v, d_slot_, d_pos_, kc, vc, T, s, stream_);
     cuda::launch_attention_decode(q_, kc, vc, d_slot_, d_pos_, attn_, attn_scratch_, T, s, splits, stream_);
     linear(attn_, L.wo, L.bo, x_, true, T, H, qd, true);  // x += attn Wo^T (+ bo), in f32
     lora(l, Proj::O, attn_, x_, true, T);
 
     cuda::launch_rmsnorm_f32_rows(x_, nullptr, L.mlp_norm, xn_, T, H, eps, stream_);
-    linear(xn_, L.w_gate, nullptr, gate_, false, T, I, H, false);
-    linear(xn_, L.w_up, nullptr, up_, false, T, I, H, false);
+    if (T == 1 && L.gate_up_stacked) {  // gate|up in one GEMV into gate_'s buffer
+      linear(xn_, L.w_gate, nullptr, gate_, false, T, 2 * I, H, false);
+      up = gate_ + I;
+    } else {
+      linear(xn_, L.w_gate, nullptr, gate_, false, T, I, H, false);
+      linear(xn_, L.w_up, nullptr, up, false, T, I, H, false);
+    }
     lora(l, Proj::Gate, xn_, gate_, false, T);
-    lora(l, Proj::Up, xn_, up_, false, T);
-    cuda::launch_swiglu(gate_, up_, gate_, T * I, stream_);
+    lora(l, Proj::Up, xn_, up, false, T);
+    cuda::launch_swiglu(gate_, up, gate_, T * I, stream_);
     linear(gate_, L.w_down, nullptr, x_, true, T, H, I, true);  // x += mlp, in f32
     lora(l, Proj::Down, gate_, x_, true, T);
   }

@@ -124,6 +124,11 @@ GpuWeights upload_weights(const ModelConfig& cfg, const ModelWeights& w) {
     d.w_gate = put<bf16>(g.arena, L.w_gate, &per_token);
     d.w_up = put<bf16>(g.arena, L.w_up, &per_token);
     d.w_down = put<bf16>(g.arena, L.w_down, &per_token);
+    // The arena places tensors back to back (256-byte aligned): stacked when the sizes allow.
+    const int64_t H = cfg.hidden_size, qd = cfg.num_heads * cfg.head_dim, kvd = cfg.num_kv_heads * cfg.head_dim;
+    d.qkv_stacked = d.wk == d.wq + qd * H && d.wv == d.wk + kvd * H &&
+                    (!d.bq || (d.bk == d.bq + qd && d.bv == d.bk + kvd));
+    d.gate_up_stacked = d.w_up == d.w_gate + cfg.intermediate_size * H;
     g.layers.push_back(d);
   }
   g.bytes = g.arena.used();

@@ -22,6 +22,9 @@ struct GpuLayer {
   const bf16 *wq = nullptr, *wk = nullptr, *wv = nullptr, *wo = nullptr;
   const bf16 *bq = nullptr, *bk = nullptr, *bv = nullptr, *bo = nullptr;  // null when absent
   const bf16 *w_gate = nullptr, *w_up = nullptr, *w_down = nullptr;
+  // wq|wk|wv (and bq|bk|bv when present) are adjacent in memory, as are w_gate|w_up: a decode
+  // step then runs one GEMV over the stacked rows instead of three (two). Set by upload_weights.
+  bool qkv_stacked = false, gate_up_stacked = false;
 };
 
 struct GpuWeights {
