@@ -217,13 +217,14 @@ void LoadedModel::step() {
   struct Work {
     int slot;
     SeqChunk chunk;
+    const LoraAdapter* adapter;  // fixed at planning: a slot finished earlier in this step is reset
   };
   std::vector<Work> work;
   int64_t budget = kStepTokens;
   for (size_t i = 0; i < slots_.size(); ++i) {
     Slot& s = slots_[i];
     if (s.active() && s.next_token >= 0) {
-      work.push_back({int(i), SeqChunk{int(i), {s.next_token}, false}});
+      work.push_back({int(i), SeqChunk{int(i), {s.next_token}, false}, s.p.adapter});
       --budget;
     }
   }
@@ -233,25 +234,27 @@ void LoadedModel::step() {
     const auto& prompt = s.p.req.prompt;
     int64_t n = std::min<int64_t>(budget, int64_t(prompt.size() - s.prefilled));
     std::vector<int32_t> toks(prompt.begin() + int64_t(s.prefilled), prompt.begin() + int64_t(s.prefilled) + n);
-    work.push_back({int(i), SeqChunk{int(i), std::move(toks), false}});
+    work.push_back({int(i), SeqChunk{int(i), std::move(toks), false}, s.p.adapter});
     budget -= n;
   }
   if (work.empty()) return;
 
-  // One forward per adapter in use (usually one): slots that share weights share a call.
+  // One forward per adapter in use (usually one): slots that share weights share a call. Groups
+  // come from the plan, not from the slots: a slot that finishes in one group's call is reset
+  // (no adapter), and must not be picked up by the base model's group after it.
   std::vector<const LoraAdapter*> groups;
   for (const Work& w : work)
-    if (std::find(groups.begin(), groups.end(), slots_[size_t(w.slot)].p.adapter) == groups.end())
-      groups.push_back(slots_[size_t(w.slot)].p.adapter);
+    if (std::find(groups.begin(), groups.end(), w.adapter) == groups.end()) groups.push_back(w.adapter);
   const int64_t vocab = decoder->config().vocab_size;
   for (const LoraAdapter* adapter : groups) {
     std::vector<const Work*> members;
     std::vector<SeqChunk> batch;
     for (const Work& w : work)
-      if (slots_[size_t(w.slot)].p.adapter == adapter) {
+      if (w.adapter == adapter && slots_[size_t(w.slot)].active()) {
         members.push_back(&w);
         batch.push_back(w.chunk);
       }
+    if (batch.empty()) continue;
     decoder->set_adapter(adapter);
     Tensor logits = decoder->forward(batch);
     for (size_t j = 0; j < members.size(); ++j) {

@@ -143,6 +143,22 @@ TEST_F(SchedulerTiny, BatchedEqualsOneByOneWithAdaptersAndChunkedPrefill) {
   EXPECT_GT(differs_from_base, 0) << "the adapter changed no output: the test cannot tell adapters apart";
 }
 
+// Regression: an adapter request finishing in the adapter group's call of a step used to be
+// picked up, reset, by the base group's call of the same step (null sampler: the server died).
+// Adapter slot 0 and base slot 1 decode together; the adapter one stops first.
+TEST_F(SchedulerTiny, AdapterRequestFinishingBeforeTheBaseGroupOfTheSameStep) {
+  auto svc = service(/*parallel=*/2, /*ctx=*/200);
+  for (int round = 0; round < 3; ++round) {
+    GenerationRequest ra = greedy(random_prompt(300 + round, 6), 2 + round);
+    GenerationRequest rb = greedy(random_prompt(400 + round, 6), 9);
+    auto ga = svc->submit(svc->resolve("tiny:ft"), ra);
+    auto gb = svc->submit(svc->resolve("tiny"), rb);
+    Outcome a = wait_for(*ga), b = wait_for(*gb);
+    EXPECT_EQ(a.text, reference(ra, adapter_).text) << "round " << round;
+    EXPECT_EQ(b.text, reference(rb, nullptr).text) << "round " << round;
+  }
+}
+
 TEST_F(SchedulerTiny, StopStringCutsTextAndIsReported) {
   auto svc = service(2, 256);
   GenerationRequest r = greedy(random_prompt(7, 9), 24);
