@@ -33,6 +33,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_common.cuh"
+#include "backend/cuda/flash_attn_common.cuh"
 #include "backend/cuda/flash_attn_mma.cuh"
 #include "core/error.h"
 
@@ -120,27 +121,9 @@ __device__ __forceinline__ void load_tile(bf16* s, int lds, const bf16* g, int64
   }
 }
 
-// Whether query position qpos sees key position kpos (positions inside the segment): the same
-// rule as the CPU op's first_key(): seg start (or qpos - window + 1) <= kpos <= qpos < seg_len.
-__device__ __forceinline__ bool key_visible(int qpos, int kpos, int seg_len, int window) {
-  return qpos < seg_len && kpos <= qpos && (window <= 0 || qpos - kpos < window);
-}
-
-// Last-resort guard for a caller whose max_seqlen is smaller than a segment (a bug the host
-// cannot see: cu_seqlens lives on the device). The grid covers only max_seqlen rounded up to
-// tiles, so the rows past it are written as NaN (rows [first, seg_len) of head h) instead of
-// being left stale.
-__device__ void poison_rows(bf16* x, int64_t row0, int first, int seg_len, int heads, int h, int D) {
-  const bf16 nan = __float2bfloat16_rn(NAN);
-  for (int64_t i = threadIdx.x; i < int64_t(seg_len - first) * D; i += blockDim.x)
-    x[((row0 + first + i / D) * heads + h) * D + i % D] = nan;
-}
-
-struct Params {
-  int n_heads, n_kv_heads, group, window;
-  int64_t q_stride, k_stride, v_stride;
-  float scale;
-};
+using flash_common::key_visible;
+using flash_common::Params;
+using flash_common::poison_rows;
 
 // ---------------------------------------------------------------------------------------------
 // Forward. Each warp owns 16 query rows of the tile for the whole kernel: it computes their

@@ -44,6 +44,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_common.cuh"
+#include "backend/cuda/flash_attn_common.cuh"
 #include "core/error.h"
 
 namespace brisk::cuda::flash_mma {
@@ -115,24 +116,9 @@ __device__ __forceinline__ void load_tile_async(bf16* s, const bf16* g, int64_t 
   }
 }
 
-// Same rule as flash_attn.cu's key_visible (the CPU op's first_key()).
-__device__ __forceinline__ bool key_visible(int qpos, int kpos, int seg_len, int window) {
-  return qpos < seg_len && kpos <= qpos && (window <= 0 || qpos - kpos < window);
-}
-
-// Rows [first, seg_len) of head h of x [T, heads, D] as NaN (max_seqlen smaller than a segment:
-// a caller bug the host cannot see, made visible instead of leaving stale rows).
-__device__ void poison_rows(bf16* x, int64_t row0, int first, int seg_len, int heads, int h, int D) {
-  const bf16 nan = __float2bfloat16_rn(NAN);
-  for (int64_t i = threadIdx.x; i < int64_t(seg_len - first) * D; i += blockDim.x)
-    x[((row0 + first + i / D) * heads + h) * D + i % D] = nan;
-}
-
-struct Params {
-  int n_heads, n_kv_heads, group, window;
-  int64_t q_stride, k_stride, v_stride;
-  float scale;
-};
+using flash_common::key_visible;
+using flash_common::Params;
+using flash_common::poison_rows;
 
 Params params_of(const FlashAttnShape& s) {
   return Params{s.n_heads, s.n_kv_heads, s.n_heads / s.n_kv_heads, s.window, s.q_stride, s.k_stride, s.v_stride, s.scale};
