@@ -30,6 +30,8 @@ nlohmann::json run_cuda_train_bench(const CudaTrainBenchArgs& a) {
   using clock = std::chrono::steady_clock;
   const ModelConfig& c = a.model;
   const int64_t T = a.batch * a.seq;
+  const std::string why = cuda::cuda_training_unavailable_reason();
+  BRISK_CHECK(why.empty(), "--device cuda: ", why);
   BRISK_CUDA_CHECK(cudaFree(nullptr));  // create the context before measuring memory
   const size_t used0 = cuda::CudaTrainModel::device_used_bytes();
   cuda::CudaTrainModel gpu(c, a.lora, a.recompute, T, 1);
