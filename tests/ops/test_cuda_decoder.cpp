@@ -20,6 +20,8 @@
 #include <vector>
 
 #include "backend/cuda/attention_decode.h"
+#include "backend/cuda/rmsnorm.h"
+#include "backend/cuda/rope.h"
 #include "backend/cuda/sampling.h"
 #include "backend/ops.h"
 #include "common/test_util.h"
@@ -46,8 +48,11 @@ struct AttnCase {
 TEST(CudaDecode, AttentionDecodeMatchesCpu) {
   BRISK_REQUIRE_CUDA_DEVICE();
   Rng rng(501);
-  const AttnCase cases[] = {{4, 2, 16, 0, 0.0f}, {8, 1, 128, 0, 0.0f}, {6, 6, 80, 7, 0.0f},
-                            {32, 8, 128, 0, 5.0f}, {4, 4, 256, 33, 0.0f}, {2, 1, 40, 0, 2.0f}};
+  // The grouped kernel (head_dim 64/128/256, up to 8 query heads per kv head: groups 1, 2, 4, 7,
+  // 8) and the general one (other head sizes, larger groups).
+  const AttnCase cases[] = {{4, 2, 16, 0, 0.0f},   {8, 1, 128, 0, 0.0f}, {6, 6, 80, 7, 0.0f},
+                            {32, 8, 128, 0, 5.0f}, {4, 4, 256, 33, 0.0f}, {2, 1, 40, 0, 2.0f},
+                            {28, 4, 128, 0, 0.0f}, {16, 8, 64, 9, 0.0f},  {24, 2, 64, 0, 0.0f}};
   const int64_t cap = 301;
   // Per slot: tokens already in the cache and new tokens (prefill chunk or one decode token).
   const int64_t len0[] = {0, 37, 299, 5};
@@ -78,12 +83,24 @@ TEST(CudaDecode, AttentionDecodeMatchesCpu) {
                    dvn = to_device(vnew), dslot = to_device(tok_slot), dpos = to_device(tok_pos);
       DeviceBuffer dout = poisoned_bf16(size_t(T * c.nh * c.hd));
       DeviceBuffer scratch = poisoned_f32(cuda::attention_decode_scratch_bytes(T, sh, splits) / 4);
-      cuda::launch_kv_append(bf16p(dkn), bf16p(dvn), dslot.as<int32_t>(), dpos.as<int32_t>(), bf16p(dkc), bf16p(dvc),
-                             T, sh, nullptr);
-      cuda::launch_attention_decode(bf16p(dq), bf16p(dkc), bf16p(dvc), dslot.as<int32_t>(), dpos.as<int32_t>(),
-                                    bf16p(dout), scratch.as<float>(), T, sh, splits, nullptr);
+      DeviceBuffer counters = to_device(std::vector<uint32_t>(cuda::attention_decode_counter_bytes(T, sh) / 4, 0u));
+      // No norm, no rotation: the append alone (rotation: RopeKvAppendMatchesSeparateKernels).
+      cuda::launch_rope_kv_append(bf16p(dq), bf16p(dkn), bf16p(dvn), nullptr, nullptr, 0.0f, cuda::DecodeRope{},
+                                  dslot.as<int32_t>(), dpos.as<int32_t>(), bf16p(dkc), bf16p(dvc), T, sh, nullptr);
       EXPECT_EQ(from_device<uint16_t>(dkc, size_t(cache_elems)), kref) << "kv_append keys";
       EXPECT_EQ(from_device<uint16_t>(dvc, size_t(cache_elems)), vref) << "kv_append values";
+      EXPECT_EQ(from_device<uint16_t>(dq, q.size()), q) << "q without norm or rotation is unchanged";
+      // Twice: the last block of each (token, head) must leave its arrival counter at zero.
+      std::vector<uint16_t> first;
+      for (int rep = 0; rep < 2; ++rep) {
+        cuda::launch_attention_decode(bf16p(dq), bf16p(dkc), bf16p(dvc), dslot.as<int32_t>(), dpos.as<int32_t>(),
+                                      bf16p(dout), scratch.as<float>(), counters.as<unsigned>(), T, sh, splits,
+                                      nullptr);
+        if (rep == 0) first = from_device<uint16_t>(dout, size_t(T * c.nh * c.hd));
+      }
+      EXPECT_EQ(from_device<uint16_t>(dout, size_t(T * c.nh * c.hd)), first) << "second launch, splits " << splits;
+      EXPECT_EQ(from_device<uint32_t>(counters, counters.size() / 4),
+                std::vector<uint32_t>(counters.size() / 4, 0u)) << "arrival counters reset";
       auto got = bf16_to_f32(from_device<uint16_t>(dout, size_t(T * c.nh * c.hd)));
       std::vector<float> want(got.size());
       auto qf = bf16_to_f32(q), kf = bf16_to_f32(kref), vf = bf16_to_f32(vref);
@@ -101,6 +118,64 @@ TEST(CudaDecode, AttentionDecodeMatchesCpu) {
                        c.softcap, " splits ", splits),
                    got, want, 1e-2);
     }
+}
+
+// The fused q/k norm + RoPE + cache append against the separate kernels it replaces
+// (launch_rmsnorm, launch_rope, a copy): bit-identical q, k and cache rows.
+TEST(CudaDecode, RopeKvAppendMatchesSeparateKernels) {
+  BRISK_REQUIRE_CUDA_DEVICE();
+  Rng rng(777);
+  struct C {
+    int nh, nkv, hd, n_freq;
+    bool norm;
+  };
+  for (const C c : {C{4, 2, 16, 8, false}, C{32, 8, 128, 64, false}, C{8, 2, 128, 64, true}, C{6, 3, 80, 16, true},
+                    C{2, 1, 256, 128, true}}) {
+    const int64_t T = 5, cap = 23, row = int64_t(c.nkv) * c.hd;
+    const float eps = 1e-6f;
+    auto q = random_bf16(rng, size_t(T * c.nh * c.hd), -2.0f, 2.0f);
+    auto k = random_bf16(rng, size_t(T * row), -2.0f, 2.0f), v = random_bf16(rng, size_t(T * row), -2.0f, 2.0f);
+    auto qn = random_f32(rng, size_t(c.hd), 0.5f, 1.5f), kn = random_f32(rng, size_t(c.hd), 0.5f, 1.5f);
+    std::vector<float> inv_freq(size_t(c.n_freq));
+    for (int i = 0; i < c.n_freq; ++i) inv_freq[size_t(i)] = std::pow(10000.0f, -2.0f * float(i) / float(c.hd));
+    const std::vector<int32_t> slot = {1, 0, 1, 2, 0}, pos = {0, 7, 22, 13, 11};
+    auto cache0 = random_bf16(rng, size_t(3 * cap * row), -1.0f, 1.0f);
+    cuda::AttentionDecodeShape sh;
+    sh.n_head = c.nh, sh.n_kv_head = c.nkv, sh.head_dim = c.hd, sh.capacity = cap;
+    DeviceBuffer dq = to_device(q), dk = to_device(k), dv = to_device(v), dqn = to_device(qn), dkn = to_device(kn),
+                 dfreq = to_device(inv_freq), dslot = to_device(slot), dpos = to_device(pos),
+                 dkc = to_device(cache0), dvc = to_device(cache0);
+    const float mscale = 1.0f + 0.1f * float(c.n_freq % 3);  // yarn-style scaling exercised too
+    cuda::DecodeRope rope{dfreq.as<float>(), c.n_freq, mscale};
+    cuda::launch_rope_kv_append(bf16p(dq), bf16p(dk), bf16p(dv), c.norm ? dqn.as<float>() : nullptr,
+                                c.norm ? dkn.as<float>() : nullptr, eps, rope, dslot.as<int32_t>(),
+                                dpos.as<int32_t>(), bf16p(dkc), bf16p(dvc), T, sh, nullptr);
+    // The reference: the separate kernels on copies, then the copy into the cache on the host.
+    DeviceBuffer rq = to_device(q), rk = to_device(k);
+    if (c.norm) {
+      cuda::launch_rmsnorm(bf16p(rq), dqn.as<float>(), bf16p(rq), T * c.nh, c.hd, eps, 0.0f, nullptr);
+      cuda::launch_rmsnorm(bf16p(rk), dkn.as<float>(), bf16p(rk), T * c.nkv, c.hd, eps, 0.0f, nullptr);
+    }
+    cuda::launch_rope(bf16p(rq), dpos.as<int32_t>(), dfreq.as<float>(), T, c.nh, c.hd, c.n_freq, mscale, nullptr);
+    cuda::launch_rope(bf16p(rk), dpos.as<int32_t>(), dfreq.as<float>(), T, c.nkv, c.hd, c.n_freq, mscale, nullptr);
+    auto want_q = from_device<uint16_t>(rq, q.size()), want_k = from_device<uint16_t>(rk, k.size());
+    auto want_kc = cache0, want_vc = cache0;
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t e = 0; e < row; ++e) {
+        const size_t dst = size_t((slot[size_t(t)] * cap + pos[size_t(t)]) * row + e);
+        want_kc[dst] = want_k[size_t(t * row + e)];
+        want_vc[dst] = v[size_t(t * row + e)];
+      }
+    const std::string what = cat("rope_kv_append nh ", c.nh, " nkv ", c.nkv, " hd ", c.hd, " n_freq ", c.n_freq,
+                                 c.norm ? " norm" : "");
+    std::vector<uint16_t> got_q = from_device<uint16_t>(dq, q.size()), got_k = from_device<uint16_t>(dk, k.size());
+    EXPECT_EQ(got_q, want_q) << what << ": q";
+    EXPECT_EQ(got_k, want_k) << what << ": k";
+    EXPECT_EQ(from_device<uint16_t>(dkc, cache0.size()), want_kc) << what << ": key cache";
+    EXPECT_EQ(from_device<uint16_t>(dvc, cache0.size()), want_vc) << what << ": value cache";
+    EXPECT_NE(got_q, q) << what << ": q was not rotated";
+    std::printf("[rope_kv_append] %s: bit-identical to rmsnorm + rope + copy\n", what.c_str());
+  }
 }
 
 // ---- sampling --------------------------------------------------------------------------------

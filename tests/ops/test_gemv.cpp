@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/decode_ops.h"
 #include "backend/cuda/gemv.h"
+#include "backend/cuda/swiglu.h"
 #include "ops_test_util.h"
 
 namespace brisk::ops_test {
@@ -134,6 +136,66 @@ TEST(CudaOps, GemvReplaysFromCudaGraph) {
   expect_close("gemv graph replay x2", read_y(c, y), want, tolerance(c));
 }
 
+// The fused decode GEMVs against the two kernels each replaces: launch_rmsnorm_f32_rows (or
+// launch_swiglu) then launch_gemv. Same staged bf16 input bit for bit, so the outputs and the
+// optional copy of the input row (the LoRA path's) must be identical, not merely close.
+TEST(CudaOps, FusedGemvMatchesSeparateKernels) {
+  BRISK_REQUIRE_CUDA_DEVICE();
+  Rng rng(902);
+  for (auto [n, k] : std::vector<std::pair<int64_t, int64_t>>{{9, 8}, {1003, 4096}, {77, 14336}, {40, 16384}}) {
+    auto w = random_bf16(rng, size_t(n * k), -1.0f, 1.0f);
+    auto bias = random_bf16(rng, size_t(n), -1.0f, 1.0f);
+    DeviceBuffer dw = to_device(w), db = to_device(bias);
+    const auto* wp = dw.as<__nv_bfloat16>();
+    // RMSNorm: three f32 residual rows, the GEMV reads row 2 through the row index (the LM head's
+    // use), bf16 and f32 outputs, with and without bias and the xn copy.
+    auto x = random_f32(rng, size_t(3 * k), -3.0f, 3.0f);
+    auto nw = random_f32(rng, size_t(k), 0.5f, 1.5f);
+    DeviceBuffer dx = to_device(x), dnw = to_device(nw), drow = to_device(std::vector<int32_t>{2});
+    const float eps = 1e-5f;
+    DeviceBuffer ref_xn = poisoned_bf16(size_t(k)), ref_y = poisoned_f32(size_t(n));
+    cuda::launch_rmsnorm_f32_rows(dx.as<float>(), drow.as<int32_t>(), dnw.as<float>(), ref_xn.as<__nv_bfloat16>(), 1,
+                                  int(k), eps, nullptr);
+    cuda::launch_gemv(wp, ref_xn.as<__nv_bfloat16>(), ref_y.as<float>(), 1, n, k, db.as<__nv_bfloat16>(), false,
+                      nullptr);
+    DeviceBuffer xn = poisoned_bf16(size_t(k)), y = poisoned_f32(size_t(n)), y16 = poisoned_bf16(size_t(n)),
+                 ref_y16 = poisoned_bf16(size_t(n));
+    cuda::launch_gemv_rmsnorm(wp, dx.as<float>(), drow.as<int32_t>(), dnw.as<float>(), eps, xn.as<__nv_bfloat16>(),
+                              y.as<float>(), true, n, k, db.as<__nv_bfloat16>(), nullptr);
+    cuda::launch_gemv(wp, ref_xn.as<__nv_bfloat16>(), ref_y16.as<__nv_bfloat16>(), 1, n, k, nullptr, false, nullptr);
+    cuda::launch_gemv_rmsnorm(wp, dx.as<float>(), drow.as<int32_t>(), dnw.as<float>(), eps, nullptr,
+                              y16.as<__nv_bfloat16>(), false, n, k, nullptr, nullptr);
+    const std::string what = dims("n,k", {n, k});
+    EXPECT_EQ(from_device<uint16_t>(xn, size_t(k)), from_device<uint16_t>(ref_xn, size_t(k))) << what << " xn";
+    EXPECT_EQ(from_device<float>(y, size_t(n)), from_device<float>(ref_y, size_t(n))) << what << " rmsnorm f32";
+    EXPECT_EQ(from_device<uint16_t>(y16, size_t(n)), from_device<uint16_t>(ref_y16, size_t(n)))
+        << what << " rmsnorm bf16";
+
+    // SwiGLU into an f32 accumulator (the down projection adding into the residual).
+    auto gate = random_bf16(rng, size_t(k), -4.0f, 4.0f), up = random_bf16(rng, size_t(k), -2.0f, 2.0f);
+    auto y0 = random_f32(rng, size_t(n), -1.0f, 1.0f);
+    DeviceBuffer dg = to_device(gate), du = to_device(up), act = poisoned_bf16(size_t(k)),
+                 ref_act = poisoned_bf16(size_t(k)), ya = to_device(y0), ref_ya = to_device(y0);
+    cuda::launch_swiglu(dg.as<__nv_bfloat16>(), du.as<__nv_bfloat16>(), ref_act.as<__nv_bfloat16>(), k, nullptr);
+    cuda::launch_gemv(wp, ref_act.as<__nv_bfloat16>(), ref_ya.as<float>(), 1, n, k, nullptr, true, nullptr);
+    cuda::launch_gemv_swiglu(wp, dg.as<__nv_bfloat16>(), du.as<__nv_bfloat16>(), act.as<__nv_bfloat16>(),
+                             ya.as<float>(), n, k, true, nullptr);
+    EXPECT_EQ(from_device<uint16_t>(act, size_t(k)), from_device<uint16_t>(ref_act, size_t(k))) << what << " act";
+    EXPECT_EQ(from_device<float>(ya, size_t(n)), from_device<float>(ref_ya, size_t(n))) << what << " swiglu";
+    // And against double precision, so "identical" cannot mean "identically wrong".
+    auto actf = bf16_to_f32(from_device<uint16_t>(ref_act, size_t(k))), wf = bf16_to_f32(w);
+    std::vector<float> want(static_cast<size_t>(n));
+    for (int64_t j = 0; j < n; ++j) {
+      double s = y0[size_t(j)];
+      for (int64_t p = 0; p < k; ++p) s += double(actf[size_t(p)]) * wf[size_t(j * k + p)];
+      want[size_t(j)] = float(s);
+    }
+    expect_close("gemv_swiglu " + what, from_device<float>(ya, size_t(n)), want, 1e-5 * std::sqrt(double(k)));
+    std::printf("[fused gemv] %s: rmsnorm and swiglu variants bit-identical to the separate kernels\n",
+                what.c_str());
+  }
+}
+
 TEST(CudaOps, GemvRejectsUnsupportedShapes) {
   // Host-only predicate: no device needed.
   void* aligned = reinterpret_cast<void*>(4096);
@@ -146,6 +208,10 @@ TEST(CudaOps, GemvRejectsUnsupportedShapes) {
   EXPECT_FALSE(cuda::gemv_supported(1, 0, aligned, aligned));
   EXPECT_FALSE(cuda::gemv_supported(1, 8, misaligned, aligned));
   EXPECT_FALSE(cuda::gemv_supported(1, 8, aligned, misaligned));
+  EXPECT_TRUE(cuda::gemv_fused_supported(16384, aligned));
+  EXPECT_FALSE(cuda::gemv_fused_supported(16392, aligned));  // the row no longer fits the stage
+  EXPECT_FALSE(cuda::gemv_fused_supported(12, aligned));
+  EXPECT_FALSE(cuda::gemv_fused_supported(8, misaligned));
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
 // Attention of new query tokens against a bf16 KV cache on the GPU (inference), and the kernel
-// that appends new keys/values to the cache. Same semantics as ops::attention (backend/ops.h):
+// that prepares them (q/k norm, RoPE) and appends the new keys/values to the cache. Same semantics as ops::attention (backend/ops.h):
 // causal with an offset (a token at position p sees cache positions max(0, p - window + 1) .. p),
 // grouped-query (query head h uses kv head h / (n_head / n_kv_head)), scale on q.k, optional
 // softcap, fp32 accumulation, online softmax.
@@ -11,7 +11,8 @@
 //
 // Long caches are split over the context (flash-decoding): `splits` blocks per (token, head)
 // each reduce a contiguous range of positions into a partial (max, sum, acc[hd]) in f32 scratch,
-// and a second kernel combines them. Device pointers, asynchronous on `stream`, checked.
+// and the last of them to finish merges the partials (one launch). Device pointers, asynchronous
+// on `stream`, checked; launched with programmatic dependent launch (pdl.cuh).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -34,17 +35,35 @@ constexpr int kMaxAttentionSplits = 64;
 
 // f32 scratch bytes for n_tokens queries with `splits` context splits.
 size_t attention_decode_scratch_bytes(int64_t n_tokens, const AttentionDecodeShape& s, int splits);
+// Bytes of the arrival counters for n_tokens queries (any number of splits). They must be zero
+// before the first launch (cudaMemset once after allocation); every launch leaves them zero.
+size_t attention_decode_counter_bytes(int64_t n_tokens, const AttentionDecodeShape& s);
 
-// cache_k/v[slot][tok_pos[t]] = k/v[t] for t < n_tokens. k, v [n_tokens, n_kv_head, head_dim].
-void launch_kv_append(const __nv_bfloat16* k, const __nv_bfloat16* v, const int32_t* tok_slot,
-                      const int32_t* tok_pos, __nv_bfloat16* cache_k, __nv_bfloat16* cache_v, int64_t n_tokens,
-                      const AttentionDecodeShape& s, cudaStream_t stream);
+// RoPE and its table for the decode kernels: inv_freq [n_freq] f32 on the device, rotating the
+// pairs (i, i + n_freq) of each head, cos/sin scaled by mscale (model/rope.h's RopeTable).
+struct DecodeRope {
+  const float* inv_freq = nullptr;
+  int n_freq = 0;
+  float mscale = 1.0f;
+};
+
+// For every token t: q[t] ([n_head, head_dim]) and k[t] ([n_kv_head, head_dim]) normalised per
+// head by q_norm / k_norm ([head_dim] f32, RMSNorm with eps; null = none, as qwen3's q/k norm),
+// rotated in place at position tok_pos[t], then cache_k/v[tok_slot[t]][tok_pos[t]] = k[t] / v[t].
+// One launch; the same results as launch_rmsnorm + launch_rope + a copy.
+void launch_rope_kv_append(__nv_bfloat16* q, __nv_bfloat16* k, const __nv_bfloat16* v, const float* q_norm,
+                           const float* k_norm, float eps, const DecodeRope& rope, const int32_t* tok_slot,
+                           const int32_t* tok_pos, __nv_bfloat16* cache_k, __nv_bfloat16* cache_v, int64_t n_tokens,
+                           const AttentionDecodeShape& s, cudaStream_t stream);
 
 // out[t] = attention of q[t] ([n_head, head_dim]) over its slot's cache rows. The cache must
-// already hold the token's own key/value (launch_kv_append first). scratch:
-// attention_decode_scratch_bytes(n_tokens, s, splits) bytes; splits in [1, kMaxAttentionSplits].
+// already hold the token's own key/value (launch_rope_kv_append first). With splits > 1:
+// scratch of attention_decode_scratch_bytes(n_tokens, s, splits) bytes and counters of
+// attention_decode_counter_bytes(n_tokens, s) bytes (zeroed once); splits in
+// [1, kMaxAttentionSplits]. With one split neither is touched.
 void launch_attention_decode(const __nv_bfloat16* q, const __nv_bfloat16* cache_k, const __nv_bfloat16* cache_v,
                              const int32_t* tok_slot, const int32_t* tok_pos, __nv_bfloat16* out, float* scratch,
-                             int64_t n_tokens, const AttentionDecodeShape& s, int splits, cudaStream_t stream);
+                             unsigned* counters, int64_t n_tokens, const AttentionDecodeShape& s, int splits,
+                             cudaStream_t stream);
 
 }  // namespace brisk::cuda

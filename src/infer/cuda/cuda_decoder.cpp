@@ -78,6 +78,9 @@ class CudaDecoder final : public Decoder {
   // logits rows lands in logits_ (rows in token order).
   template <typename OnRows> void run(const std::vector<Token>& toks, OnRows on_rows);
   void enqueue_layers(int64_t T);
+  bool has_lora(int64_t layer, Proj p) const;
+  void normed_linear(const float* norm_w, const bf16* w, const bf16* bias, bf16* y, int64_t T, int64_t out,
+                     bool write_xn);
   void enqueue_head(int64_t rows);
   void decode_step_graph();  // enqueue_layers(1) + enqueue_head(1), replayed from a graph when it can
   void drop_graph();
@@ -101,6 +104,7 @@ class CudaDecoder final : public Decoder {
        *up_ = nullptr, *head_rows_ = nullptr;
   int32_t *d_ids_ = nullptr, *d_slot_ = nullptr, *d_pos_ = nullptr, *d_rows_ = nullptr, *d_out_ids_ = nullptr,
           *d_pen_ids_ = nullptr, *d_pen_counts_ = nullptr;
+  unsigned* attn_counters_ = nullptr;  // zeroed once; the attention kernel leaves them zero
   void* sample_ws_ = nullptr;
   size_t sample_ws_bytes_ = 0;
   int rope_n_freq_ = 0;
@@ -150,6 +154,7 @@ CudaDecoder::CudaDecoder(Model& model) : model_(model), cfg_(model.config()) {
   plan.add("gate", DType::BF16, {T, I});
   plan.add("up", DType::BF16, {T, I});
   plan.add("attention scratch", cuda::attention_decode_scratch_bytes(T, shape, 1));
+  plan.add("attention counters", cuda::attention_decode_counter_bytes(T, shape));
   plan.add("head rows", DType::BF16, {kLogitRows, H});
   plan.add("logits", DType::F32, {kLogitRows, V});
   plan.add("inv_freq", DType::F32, {std::max<int64_t>(1, rope.n_freq)});
@@ -168,6 +173,8 @@ CudaDecoder::CudaDecoder(Model& model) : model_(model), cfg_(model.config()) {
   gate_ = static_cast<bf16*>(act_.alloc(size_t(T * I) * 2));
   up_ = static_cast<bf16*>(act_.alloc(size_t(T * I) * 2));
   attn_scratch_ = static_cast<float*>(act_.alloc(cuda::attention_decode_scratch_bytes(T, shape, 1)));
+  attn_counters_ = static_cast<unsigned*>(act_.alloc(cuda::attention_decode_counter_bytes(T, shape)));
+  BRISK_CUDA_CHECK(cudaMemset(attn_counters_, 0, cuda::attention_decode_counter_bytes(T, shape)));
   head_rows_ = static_cast<bf16*>(act_.alloc(size_t(kLogitRows * H) * 2));
   logits_ = static_cast<float*>(act_.alloc(size_t(kLogitRows * V) * 4));
   inv_freq_ = static_cast<float*>(act_.alloc(size_t(std::max(1, rope.n_freq)) * 4));
@@ -230,9 +237,11 @@ void CudaDecoder::set_adapter(const LoraAdapter* adapter) {
 }
 
 int CudaDecoder::attention_splits(int64_t T) const {
-  // Enough blocks to fill the GPU on long contexts at batch 1 (flash-decoding), bounded so the
-  // scratch planned for kMaxTokens x 1 split suffices. Fixed per (T, capacity): graph-safe.
-  const int64_t by_len = (capacity_ + 255) / 256;
+  // Enough blocks to fill the GPU on long contexts at batch 1 (flash-decoding): a split per 32
+  // cache positions, so a block's warps take a few steps each (the steps are latency-bound),
+  // bounded so the scratch planned for kMaxTokens x 1 split suffices. Fixed per (T, capacity):
+  // graph-safe; splits past the current position are empty and cost a block's start.
+  const int64_t by_len = (capacity_ + 31) / 32;
   return int(std::max<int64_t>(1, std::min<int64_t>({by_len, cuda::kMaxAttentionSplits, kMaxTokens / T})));
 }
 
@@ -278,6 +287,25 @@ void CudaDecoder::lora(int64_t layer, Proj p, const bf16* x, void* y, bool y_f32
   gemm_->run(g, stream_);
 }
 
+bool CudaDecoder::has_lora(int64_t layer, Proj p) const {
+  return lora_ && lora_->layers[size_t(layer)][size_t(p)].A != nullptr;
+}
+
+// A projection of the RMS-normalised residual: for one token (a decode step) the norm is computed
+// inside the GEMV's staging (gemv.h), writing xn_ only when write_xn (a later GEMV or a LoRA
+// module reads it); otherwise the norm kernel then the GEMV/GEMM.
+void CudaDecoder::normed_linear(const float* norm_w, const bf16* w, const bf16* bias, bf16* y, int64_t T,
+                                int64_t out, bool write_xn) {
+  const int64_t H = cfg_.hidden_size;
+  const float eps = float(cfg_.rms_norm_eps);
+  if (T == 1 && cuda::gemv_fused_supported(H, w)) {
+    cuda::launch_gemv_rmsnorm(w, x_, nullptr, norm_w, eps, write_xn ? xn_ : nullptr, y, false, out, H, bias, stream_);
+    return;
+  }
+  cuda::launch_rmsnorm_f32_rows(x_, nullptr, norm_w, xn_, T, int(H), eps, stream_);
+  linear(xn_, w, bias, y, false, T, out, H, false);
+}
+
 void CudaDecoder::enqueue_layers(int64_t T) {
   const ModelConfig& c = cfg_;
   const int H = int(c.hidden_size), hd = int(c.head_dim), nh = int(c.num_heads), nkv = int(c.num_kv_heads);
@@ -288,59 +316,69 @@ void CudaDecoder::enqueue_layers(int64_t T) {
   cuda::launch_embedding_f32(w_.embed, d_ids_, x_, T, c.vocab_size, H, stream_);
   for (int64_t l = 0; l < c.num_layers; ++l) {
     const GpuLayer& L = w_.layers[size_t(l)];
-    cuda::launch_rmsnorm_f32_rows(x_, nullptr, L.attn_norm, xn_, T, H, eps, stream_);
     // One token (a decode step): the stacked q|k|v rows in one GEMV, written into q_'s buffer
     // (planned for kMaxTokens rows, so it holds qd + 2 kvd), k and v pointing into it.
     bf16 *k = k_, *v = v_, *up = up_;
+    const bool lora_qkv = has_lora(l, Proj::Q) || has_lora(l, Proj::K) || has_lora(l, Proj::V);
     if (T == 1 && L.qkv_stacked) {
-      linear(xn_, L.wq, L.bq, q_, false, T, qd + 2 * kvd, H, false);
+      normed_linear(L.attn_norm, L.wq, L.bq, q_, T, qd + 2 * kvd, lora_qkv);
       k = q_ + qd;
       v = k + kvd;
     } else {
-      linear(xn_, L.wq, L.bq, q_, false, T, qd, H, false);
+      normed_linear(L.attn_norm, L.wq, L.bq, q_, T, qd, true);
       linear(xn_, L.wk, L.bk, k, false, T, kvd, H, false);
       linear(xn_, L.wv, L.bv, v, false, T, kvd, H, false);
     }
     lora(l, Proj::Q, xn_, q_, false, T);
     lora(l, Proj::K, xn_, k, false, T);
     lora(l, Proj::V, xn_, v, false, T);
-    if (c.qk_norm) {
-      cuda::launch_rmsnorm(q_, L.q_norm, q_, T * nh, hd, eps, 0.0f, stream_);
-      cuda::launch_rmsnorm(k, L.k_norm, k, T * nkv, hd, eps, 0.0f, stream_);
-    }
-    cuda::launch_rope(q_, d_pos_, inv_freq_, T, nh, hd, rope_n_freq_, rope_mscale_, stream_);
-    cuda::launch_rope(k, d_pos_, inv_freq_, T, nkv, hd, rope_n_freq_, rope_mscale_, stream_);
     cuda::AttentionDecodeShape s;
     s.n_head = nh, s.n_kv_head = nkv, s.head_dim = hd, s.capacity = capacity_;
     s.scale = 1.0f / std::sqrt(float(hd));
     s.window = int(c.window_for_layer(l));
     bf16* kc = k_cache_ + l * layer_elems;
     bf16* vc = v_cache_ + l * layer_elems;
-    cuda::launch_kv_append(k, v, d_slot_, d_pos_, kc, vc, T, s, stream_);
-    cuda::launch_attention_decode(q_, kc, vc, d_slot_, d_pos_, attn_, attn_scratch_, T, s, splits, stream_);
+    const cuda::DecodeRope rope{inv_freq_, rope_n_freq_, rope_mscale_};
+    cuda::launch_rope_kv_append(q_, k, v, c.qk_norm ? L.q_norm : nullptr, c.qk_norm ? L.k_norm : nullptr, eps, rope,
+                                d_slot_, d_pos_, kc, vc, T, s, stream_);
+    cuda::launch_attention_decode(q_, kc, vc, d_slot_, d_pos_, attn_, attn_scratch_, attn_counters_, T, s, splits,
+                                  stream_);
     linear(attn_, L.wo, L.bo, x_, true, T, H, qd, true);  // x += attn Wo^T (+ bo), in f32
     lora(l, Proj::O, attn_, x_, true, T);
 
-    cuda::launch_rmsnorm_f32_rows(x_, nullptr, L.mlp_norm, xn_, T, H, eps, stream_);
+    const bool lora_gate_up = has_lora(l, Proj::Gate) || has_lora(l, Proj::Up);
     if (T == 1 && L.gate_up_stacked) {  // gate|up in one GEMV into gate_'s buffer
-      linear(xn_, L.w_gate, nullptr, gate_, false, T, 2 * I, H, false);
+      normed_linear(L.mlp_norm, L.w_gate, nullptr, gate_, T, 2 * I, lora_gate_up);
       up = gate_ + I;
     } else {
-      linear(xn_, L.w_gate, nullptr, gate_, false, T, I, H, false);
+      normed_linear(L.mlp_norm, L.w_gate, nullptr, gate_, T, I, true);
       linear(xn_, L.w_up, nullptr, up, false, T, I, H, false);
     }
     lora(l, Proj::Gate, xn_, gate_, false, T);
     lora(l, Proj::Up, xn_, up, false, T);
-    cuda::launch_swiglu(gate_, up, gate_, T * I, stream_);
-    linear(gate_, L.w_down, nullptr, x_, true, T, H, I, true);  // x += mlp, in f32
-    lora(l, Proj::Down, gate_, x_, true, T);
+    if (T == 1 && cuda::gemv_fused_supported(I, L.w_down)) {
+      // silu(gate) * up staged inside the down GEMV; the product is written out (to whichever of
+      // the two I-sized regions gate/up do not use) only for a LoRA module on down_proj.
+      bf16* act = has_lora(l, Proj::Down) ? (up == up_ ? gate_ + I : up_) : nullptr;
+      cuda::launch_gemv_swiglu(L.w_down, gate_, up, act, x_, H, I, true, stream_);  // x += mlp, in f32
+      lora(l, Proj::Down, act, x_, true, T);
+    } else {
+      cuda::launch_swiglu(gate_, up, gate_, T * I, stream_);
+      linear(gate_, L.w_down, nullptr, x_, true, T, H, I, true);  // x += mlp, in f32
+      lora(l, Proj::Down, gate_, x_, true, T);
+    }
   }
 }
 
 void CudaDecoder::enqueue_head(int64_t rows) {
   const ModelConfig& c = cfg_;
-  cuda::launch_rmsnorm_f32_rows(x_, d_rows_, w_.final_norm, head_rows_, rows, int(c.hidden_size),
-                                float(c.rms_norm_eps), stream_);
+  const float eps = float(c.rms_norm_eps);
+  if (rows == 1 && cuda::gemv_fused_supported(c.hidden_size, w_.lm_head)) {  // norm fused into the GEMV
+    cuda::launch_gemv_rmsnorm(w_.lm_head, x_, d_rows_, w_.final_norm, eps, nullptr, logits_, true, c.vocab_size,
+                              c.hidden_size, nullptr, stream_);
+    return;
+  }
+  cuda::launch_rmsnorm_f32_rows(x_, d_rows_, w_.final_norm, head_rows_, rows, int(c.hidden_size), eps, stream_);
   if (cuda::gemv_supported(rows, c.hidden_size, w_.lm_head, head_rows_)) {
     cuda::launch_gemv(w_.lm_head, head_rows_, logits_, int(rows), c.vocab_size, c.hidden_size, nullptr, false, stream_);
     return;
