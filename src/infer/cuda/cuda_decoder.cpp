@@ -31,8 +31,6 @@
 #include "backend/cuda/embedding.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/gemv.h"
-#include "backend/cuda/rmsnorm.h"
-#include "backend/cuda/rope.h"
 #include "backend/cuda/sampling.h"
 #include "backend/cuda/swiglu.h"
 #include "core/log.h"
