@@ -188,8 +188,8 @@ TEST(CudaFlashAttn, ScalarTwin) {
   const std::vector<Case> cases = {
       {{0, 1, 17, 147, 400}, 4, 4, 32, 0, false},  {{0, 1, 17, 147, 400}, 8, 2, 64, 16, true},
       {{0, 65, 129, 130}, 32, 8, 128, 0, true},    {{0, 1000}, 8, 2, 128, 16, false},
-      {{0, 1000}, 4, 4, 64, 0, false},           {{0, 1, 17, 147, 400}, 8, 2, 16, 16, false},
-      {{0, 65, 129, 130}, 32, 8, 16, 0, true},    {{0, 1000}, 4, 4, 16, 0, true},
+      {{0, 1000}, 4, 4, 64, 0, false},             {{0, 1, 17, 147, 400}, 8, 2, 16, 16, false},
+      {{0, 65, 129, 130}, 32, 8, 16, 0, true},     {{0, 1000}, 4, 4, 16, 0, true},
   };
   for (const Case& c : cases) run_case(c, FlashAttnImpl::Scalar, rng);
 }
@@ -250,8 +250,8 @@ void check_undersized_max_seqlen(FlashAttnImpl impl, int64_t T, int tile, int hd
       if (t < tile) finite_rows += std::isfinite(o) && std::isfinite(l);
       else nan_rows += std::isnan(o) && std::isnan(l);
     }
-  std::printf("  %s hd%d: rows 0..%d finite: %lld of %d, rows %d..%lld NaN: %lld of %lld\n", impl_name(impl), hd, tile - 1,
-              (long long)finite_rows, tile * nh, tile, (long long)(T - 1), (long long)nan_rows,
+  std::printf("  %s hd%d: rows 0..%d finite: %lld of %d, rows %d..%lld NaN: %lld of %lld\n", impl_name(impl), hd,
+              tile - 1, (long long)finite_rows, tile * nh, tile, (long long)(T - 1), (long long)nan_rows,
               (long long)((T - tile) * nh));
   EXPECT_EQ(finite_rows, tile * nh);
   EXPECT_EQ(nan_rows, (T - tile) * nh);
