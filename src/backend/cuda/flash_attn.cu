@@ -363,7 +363,8 @@ __global__ void flash_bwd_dq_convert_kernel(const float* __restrict__ dq_acc, bf
 // Shared memory of the backward CTA. The scalar twin accumulates dK and dV in shared memory
 // (their own f32 tiles); the tensor-core path keeps them in registers and stages them for the
 // final store over Q, dO, S, dP (dead by then): ~107 KB at hd 64 (2 CTAs per SM, where the
-// scalar twin's ~141 KB fits one), ~121 KB at hd 128 (1 CTA per SM), ~73 KB at hd 32.
+// scalar twin's ~141 KB fits one), ~121 KB at hd 128 (1 CTA per SM), ~73 KB at hd 32, ~65 KB at
+// hd 16.
 template <int D, bool kTC> struct BwdLayout {
   static constexpr int kLdH = D + kPadH;   // bf16 K, V, Q, dO tiles
   static constexpr int kLdF = D + kPadF;   // f32 dK, dV, dQ tiles

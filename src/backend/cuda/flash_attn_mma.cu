@@ -157,9 +157,9 @@ template <int D> struct FwdSmem {
   static constexpr size_t kBytes = size_t(kElems) * sizeof(bf16);  // 104 KB at hd 128: by shared memory, 2 CTAs per SM fit
 };
 
-// CTAs per SM the register budget is shaped for. ptxas (sm_90, no spills): 174 registers at hd
-// 128, 143 at 64, 121 at 32; capping hd 64/128 at 128 registers (2 CTAs) spills 44/120 bytes.
-// A tuning knob to measure, not a correctness one.
+// CTAs per SM the register budget is shaped for. ptxas (sm_90, no spills): 208 registers at hd
+// 128, 150 at 64, 127 at 32, 107 at 16; capping hd 64/128 at 128 registers (2 CTAs) spills
+// 44/120 bytes. A tuning knob to measure, not a correctness one.
 template <int D> constexpr int kFwdMinBlocks = D <= 32 ? 2 : 1;
 
 template <int D>
