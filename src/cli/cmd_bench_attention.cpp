@@ -135,7 +135,7 @@ brisk::cli::Registrar reg("bench attention", "Flash-attention forward and backwa
   app.add_option("--heads", a->heads, "Query heads")->default_val(32);
   app.add_option("--kv-heads", a->kv_heads, "Key/value heads (GQA)")->default_val(8);
   app.add_option("--seq", a->seq, "Tokens per segment")->default_val(2048);
-  app.add_option("--head-dim", a->head_dim, "32, 64 or 128")->default_val(128);
+  app.add_option("--head-dim", a->head_dim, "16, 32, 64 or 128")->default_val(128);
   app.add_option("--window", a->window, "Sliding window (0 = none)")->default_val(0);
   app.add_option("--iters", a->iters, "Timed runs (the median is reported)")->default_val(20);
   app.add_option("--impl", a->impl, "tc (WMMA tensor cores), mma (mma.sync kernels; backward falls back to tc where not implemented) or scalar")->default_val("tc");

@@ -1,8 +1,9 @@
 // Flash attention (backend/cuda/flash_attn.h) against the CPU ops attention_train_forward /
 // attention_train_backward on the same bf16 values: out, lse, dq, dk, dv. Packed variable-length
 // segments (lengths 1, 16, 64, 65, 130, 253, 1000: single-token segments, tile edges, a long
-// one), GQA groups 1, 4 and 4 at 32 heads, head_dim 32/64/128, window 0 and 16, q/k/v packed or
-// as column slices of one fused QKV buffer. Every output starts as NaN.
+// one), GQA groups 1, 4 and 4 at 32 heads, head_dim 16/32/64/128 (16: the tiny test presets;
+// the kernels' narrowest tiles), window 0 and 16, q/k/v packed or as column slices of one fused
+// QKV buffer. Every output starts as NaN.
 //
 // Tolerances on max|a-b| / max|b|: bf16 outputs (out, dq, dk, dv) 1e-2: the kernel rounds P and
 // dS to bf16 for the tensor-core products (relative 2^-9 each) and rounds its outputs once;
@@ -151,18 +152,19 @@ void run_case(const Case& c, FlashAttnImpl impl, Rng& rng) {
 // Segment layouts: odd lengths and 1-token segments {1, 16, 130, 253}; one long segment; tile
 // edges {65, 64, 1} (64 = the kernels' tile).
 const std::vector<std::vector<int32_t>> kSegments = {{0, 1, 17, 147, 400}, {0, 1000}, {0, 65, 129, 130}};
-const int kHeadDims[] = {32, 64, 128};
+const int kHeadDims[] = {16, 32, 64, 128};
 const int kGroups[][2] = {{4, 4}, {8, 2}, {32, 8}};
 
 // The sweep: every head_dim x GQA x segment layout; window and fused QKV alternate so that each
-// appears with every head_dim, group and layout.
+// appears with every head_dim, group and layout (hd 16 and 64 take the window with the odd
+// lengths and the tile edges, hd 32 and 128 with the long segment).
 std::vector<Case> sweep() {
   std::vector<Case> cases;
-  for (int a = 0; a < 3; ++a)
+  for (int a = 0; a < 4; ++a)
     for (int b = 0; b < 3; ++b)
       for (int s = 0; s < 3; ++s)
-        cases.push_back(Case{kSegments[size_t(s)], kGroups[b][0], kGroups[b][1], kHeadDims[a], (a + s) % 2 ? 16 : 0,
-                             (b + s) % 2 == 1});
+        cases.push_back(Case{kSegments[size_t(s)], kGroups[b][0], kGroups[b][1], kHeadDims[a],
+                             (a + s + 1) % 2 ? 16 : 0, (b + s) % 2 == 1});
   return cases;
 }
 
@@ -186,7 +188,8 @@ TEST(CudaFlashAttn, ScalarTwin) {
   const std::vector<Case> cases = {
       {{0, 1, 17, 147, 400}, 4, 4, 32, 0, false},  {{0, 1, 17, 147, 400}, 8, 2, 64, 16, true},
       {{0, 65, 129, 130}, 32, 8, 128, 0, true},    {{0, 1000}, 8, 2, 128, 16, false},
-      {{0, 1000}, 4, 4, 64, 0, false},
+      {{0, 1000}, 4, 4, 64, 0, false},             {{0, 1, 17, 147, 400}, 8, 2, 16, 16, false},
+      {{0, 65, 129, 130}, 32, 8, 16, 0, true},     {{0, 1000}, 4, 4, 16, 0, true},
   };
   for (const Case& c : cases) run_case(c, FlashAttnImpl::Scalar, rng);
 }
@@ -201,6 +204,8 @@ TEST(CudaFlashAttn, WindowExtremes) {
     run_case(Case{{0, 1, 17, 147, 400}, 8, 2, 64, 1, true}, impl, rng);
     run_case(Case{{0, 300}, 4, 4, 128, 100, false}, impl, rng);
     run_case(Case{{0, 300}, 4, 4, 64, 200, true}, impl, rng);  // window > one 128-row query tile
+    run_case(Case{{0, 1, 17, 147, 400}, 8, 2, 16, 1, false}, impl, rng);
+    run_case(Case{{0, 300}, 4, 4, 16, 200, true}, impl, rng);
   }
 }
 
@@ -213,14 +218,15 @@ TEST(CudaFlashAttn, PeakedScores) {
     run_case(Case{{0, 1, 17, 147, 400}, 8, 2, 64, 0, false, 12.0f}, impl, rng);
     run_case(Case{{0, 1000}, 4, 4, 128, 0, true, 12.0f}, impl, rng);
     run_case(Case{{0, 65, 129, 130}, 32, 8, 32, 16, false, 12.0f}, impl, rng);
+    run_case(Case{{0, 1, 17, 147, 400}, 8, 2, 16, 0, true, 12.0f}, impl, rng);
   }
 }
 
 // max_seqlen is the caller's promise (cu_seqlens lives on the device): a segment longer than
 // it must come back as NaN rows past max_seqlen rounded up to the forward's query tile (64 for
 // TensorCores, 128 for Mma), never stale.
-void check_undersized_max_seqlen(FlashAttnImpl impl, int64_t T, int tile, Rng& rng) {
-  const int nh = 2, hd = 32;
+void check_undersized_max_seqlen(FlashAttnImpl impl, int64_t T, int tile, int hd, Rng& rng) {
+  const int nh = 2;
   const size_t n = size_t(T) * nh * hd;
   auto q = random_bf16(rng, n, -1.0f, 1.0f), k = random_bf16(rng, n, -1.0f, 1.0f), v = random_bf16(rng, n, -1.0f, 1.0f);
   FlashAttnShape s;
@@ -244,8 +250,8 @@ void check_undersized_max_seqlen(FlashAttnImpl impl, int64_t T, int tile, Rng& r
       if (t < tile) finite_rows += std::isfinite(o) && std::isfinite(l);
       else nan_rows += std::isnan(o) && std::isnan(l);
     }
-  std::printf("  %s: rows 0..%d finite: %lld of %d, rows %d..%lld NaN: %lld of %lld\n", impl_name(impl), tile - 1,
-              (long long)finite_rows, tile * nh, tile, (long long)(T - 1), (long long)nan_rows,
+  std::printf("  %s hd%d: rows 0..%d finite: %lld of %d, rows %d..%lld NaN: %lld of %lld\n", impl_name(impl), hd,
+              tile - 1, (long long)finite_rows, tile * nh, tile, (long long)(T - 1), (long long)nan_rows,
               (long long)((T - tile) * nh));
   EXPECT_EQ(finite_rows, tile * nh);
   EXPECT_EQ(nan_rows, (T - tile) * nh);
@@ -254,8 +260,10 @@ void check_undersized_max_seqlen(FlashAttnImpl impl, int64_t T, int tile, Rng& r
 TEST(CudaFlashAttn, UndersizedMaxSeqlenGivesNaN) {
   BRISK_REQUIRE_CUDA_DEVICE();
   Rng rng(504);
-  check_undersized_max_seqlen(FlashAttnImpl::TensorCores, 100, 64, rng);
-  check_undersized_max_seqlen(FlashAttnImpl::Mma, 200, 128, rng);
+  check_undersized_max_seqlen(FlashAttnImpl::TensorCores, 100, 64, 32, rng);
+  check_undersized_max_seqlen(FlashAttnImpl::Mma, 200, 128, 32, rng);
+  check_undersized_max_seqlen(FlashAttnImpl::TensorCores, 100, 64, 16, rng);
+  check_undersized_max_seqlen(FlashAttnImpl::Mma, 200, 128, 16, rng);
 }
 
 // Host-side validation: runs everywhere, before any CUDA call.
@@ -279,8 +287,14 @@ TEST(CudaFlashAttn, RejectsBadShapes) {
     }
   };
   FlashAttnShape s = ok;
+  for (int hd : {16, 32, 128}) {
+    s.head_dim = hd;
+    EXPECT_NO_THROW(cuda::check_flash_attn_shape(s)) << "head_dim " << hd;
+  }
   s.head_dim = 80;
-  expect_error(s, "head_dim 80");
+  expect_error(s, "head_dim 80 is not supported (16, 32, 64 or 128)");
+  s.head_dim = 8;
+  expect_error(s, "head_dim 8 ");
   s = ok;
   s.n_kv_heads = 3;
   expect_error(s, "not a multiple of 3 kv heads");

@@ -363,7 +363,8 @@ __global__ void flash_bwd_dq_convert_kernel(const float* __restrict__ dq_acc, bf
 // Shared memory of the backward CTA. The scalar twin accumulates dK and dV in shared memory
 // (their own f32 tiles); the tensor-core path keeps them in registers and stages them for the
 // final store over Q, dO, S, dP (dead by then): ~107 KB at hd 64 (2 CTAs per SM, where the
-// scalar twin's ~141 KB fits one), ~121 KB at hd 128 (1 CTA per SM), ~73 KB at hd 32.
+// scalar twin's ~141 KB fits one), ~121 KB at hd 128 (1 CTA per SM), ~73 KB at hd 32, ~65 KB at
+// hd 16.
 template <int D, bool kTC> struct BwdLayout {
   static constexpr int kLdH = D + kPadH;   // bf16 K, V, Q, dO tiles
   static constexpr int kLdF = D + kPadF;   // f32 dK, dV, dQ tiles
@@ -440,13 +441,20 @@ __global__ void __launch_bounds__(kBwdThreads)
     }
   // Tensor-core path: dK and dV accumulate in registers over every query tile and head of the
   // group (no rescale in the backward, so they never leave registers before the end). Warp w
-  // owns key rows kr0 .. kr0 + 15 and columns c0 .. c0 + D/2 - 1 of both.
+  // owns key rows kr0 .. kr0 + 15 and columns c0 .. c0 + D/2 - 1 of both; dQ likewise splits
+  // into (query rows qr0.., columns c0..) slices. At hd 16 half a row (8 columns) is narrower
+  // than a WMMA tile, so the second index picks an operand instead of a column half: warps 0-3
+  // own all 16 columns of dV, warps 4-7 all 16 of dK, and only warps 0-3 compute dQ (c0 = 0).
   namespace wmma = nvcuda::wmma;
+  constexpr bool kNarrow = D < 32;
+  constexpr int kCols = kNarrow ? D : D / 2;  // columns of a warp's dK / dV / dQ slice
   const int warp = int(threadIdx.x) / kWarp;
   const int lane = int(threadIdx.x) % kWarp;
-  const int kr0 = (warp % (kBN / 16)) * 16, c0 = (warp / (kBN / 16)) * (D / 2);
+  const int half = warp / (kBN / 16);  // 0: warps 0-3, 1: warps 4-7
+  const int kr0 = (warp % (kBN / 16)) * 16, c0 = kNarrow ? 0 : half * kCols;
   const int qr0 = (warp % (kBM / 16)) * 16, kc0 = (warp / (kBM / 16)) * (kBN / 2);  // S, dP, dQ slices
-  constexpr int kAccTiles = D / 2 / 16;
+  const bool owns_dv = !kNarrow || half == 0, owns_dk = !kNarrow || half == 1, owns_dq = !kNarrow || half == 0;
+  constexpr int kAccTiles = kCols / 16;
   wmma::fragment<wmma::accumulator, 16, 16, 16, float> dk_frag[kAccTiles], dv_frag[kAccTiles];
   if constexpr (kTC) {
 #pragma unroll
@@ -495,25 +503,32 @@ __global__ void __launch_bounds__(kBwdThreads)
           wmma::load_matrix_sync(pt_frag, sP + k0 * L::kLdP + kr0, unsigned(L::kLdP));
           wmma::load_matrix_sync(dst_frag, sdS + k0 * L::kLdP + kr0, unsigned(L::kLdP));
 #pragma unroll
-          for (int j = 0; j < kAccTiles; ++j) {
+          for (int j = 0; j < kAccTiles; ++j) {  // owns_*: warp-uniform, as WMMA needs
             wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> b_frag;
-            wmma::load_matrix_sync(b_frag, sdO + k0 * L::kLdH + c0 + j * 16, unsigned(L::kLdH));
-            wmma::mma_sync(dv_frag[j], pt_frag, b_frag, dv_frag[j]);
-            wmma::load_matrix_sync(b_frag, sQ + k0 * L::kLdH + c0 + j * 16, unsigned(L::kLdH));
-            wmma::mma_sync(dk_frag[j], dst_frag, b_frag, dk_frag[j]);
+            if (owns_dv) {
+              wmma::load_matrix_sync(b_frag, sdO + k0 * L::kLdH + c0 + j * 16, unsigned(L::kLdH));
+              wmma::mma_sync(dv_frag[j], pt_frag, b_frag, dv_frag[j]);
+            }
+            if (owns_dk) {
+              wmma::load_matrix_sync(b_frag, sQ + k0 * L::kLdH + c0 + j * 16, unsigned(L::kLdH));
+              wmma::mma_sync(dk_frag[j], dst_frag, b_frag, dk_frag[j]);
+            }
           }
         }
       } else {
         block_gemm_at_b_fma<kBN, D, kBM>(sP, L::kLdP, sdO, L::kLdH, sdV, L::kLdF);   // dV += P^T dO
         block_gemm_at_b_fma<kBN, D, kBM>(sdS, L::kLdP, sQ, L::kLdH, sdK, L::kLdF);   // dK += dS^T Q
       }
-      // dQ rows qr0.., columns c0.. = dS K for the warp's slice, staged over the dead S / dP,
-      // then added to the f32 accumulator.
-      warp_gemm<kTC, false, D / 2, kBN>(sdS + qr0 * L::kLdP, L::kLdP, sK + c0, L::kLdH, sdQ + qr0 * L::kLdF + c0, L::kLdF);
-      __syncwarp();
-      for (int i = lane; i < 16 * (D / 2); i += kWarp) {
-        const int r = qr0 + i / (D / 2), c = c0 + i % (D / 2);
-        if (r < q_rows) atomicAdd(dq_acc + ((row0 + r) * p.n_heads + h) * D + c, p.scale * sdQ[r * L::kLdF + c]);
+      // dQ rows qr0.., columns c0 .. c0 + kCols - 1 = dS K for the warp's slice, staged over the
+      // dead S / dP, then added to the f32 accumulator.
+      if (owns_dq) {
+        warp_gemm<kTC, false, kCols, kBN>(sdS + qr0 * L::kLdP, L::kLdP, sK + c0, L::kLdH, sdQ + qr0 * L::kLdF + c0,
+                                          L::kLdF);
+        __syncwarp();
+        for (int i = lane; i < 16 * kCols; i += kWarp) {
+          const int r = qr0 + i / kCols, c = c0 + i % kCols;
+          if (r < q_rows) atomicAdd(dq_acc + ((row0 + r) * p.n_heads + h) * D + c, p.scale * sdQ[r * L::kLdF + c]);
+        }
       }
     }
   }
@@ -521,8 +536,10 @@ __global__ void __launch_bounds__(kBwdThreads)
     __syncthreads();  // the staging area (Q, dO, S, dP) is dead for every warp
 #pragma unroll
     for (int j = 0; j < kAccTiles; ++j) {
-      wmma::store_matrix_sync(sdK + kr0 * L::kLdF + c0 + j * 16, dk_frag[j], unsigned(L::kLdF), wmma::mem_row_major);
-      wmma::store_matrix_sync(sdV + kr0 * L::kLdF + c0 + j * 16, dv_frag[j], unsigned(L::kLdF), wmma::mem_row_major);
+      if (owns_dk)
+        wmma::store_matrix_sync(sdK + kr0 * L::kLdF + c0 + j * 16, dk_frag[j], unsigned(L::kLdF), wmma::mem_row_major);
+      if (owns_dv)
+        wmma::store_matrix_sync(sdV + kr0 * L::kLdF + c0 + j * 16, dv_frag[j], unsigned(L::kLdF), wmma::mem_row_major);
     }
   }
   __syncthreads();
@@ -583,6 +600,7 @@ void run_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* dout,
 
 template <typename Fn> void dispatch_head_dim(int head_dim, const Fn& fn) {
   switch (head_dim) {
+    case 16: fn(std::integral_constant<int, 16>{}); break;
     case 32: fn(std::integral_constant<int, 32>{}); break;
     case 64: fn(std::integral_constant<int, 64>{}); break;
     case 128: fn(std::integral_constant<int, 128>{}); break;
@@ -593,8 +611,8 @@ template <typename Fn> void dispatch_head_dim(int head_dim, const Fn& fn) {
 }  // namespace
 
 void check_flash_attn_shape(const FlashAttnShape& s) {
-  BRISK_CHECK(s.head_dim == 32 || s.head_dim == 64 || s.head_dim == 128, "flash attention: head_dim ", s.head_dim,
-              " is not supported (32, 64 or 128)");
+  BRISK_CHECK(s.head_dim == 16 || s.head_dim == 32 || s.head_dim == 64 || s.head_dim == 128,
+              "flash attention: head_dim ", s.head_dim, " is not supported (16, 32, 64 or 128)");
   BRISK_CHECK(s.n_heads > 0 && s.n_kv_heads > 0 && s.n_heads % s.n_kv_heads == 0, "flash attention: ", s.n_heads,
               " query heads are not a multiple of ", s.n_kv_heads, " kv heads");
   BRISK_CHECK(s.n_heads <= kMaxGridYZ, "flash attention: ", s.n_heads, " heads (at most ", kMaxGridYZ, ")");

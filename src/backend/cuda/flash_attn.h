@@ -15,7 +15,7 @@ namespace brisk::cuda {
 struct FlashAttnShape {
   int64_t tokens = 0;           // T, packed over all segments
   int n_seg = 0, max_seqlen = 0;  // segments, and the longest one (host-known: sizes the grid)
-  int n_heads = 0, n_kv_heads = 0, head_dim = 0;  // head_dim 32, 64 or 128
+  int n_heads = 0, n_kv_heads = 0, head_dim = 0;  // head_dim 16, 32, 64 or 128
   // Row strides of q, k, v in elements; 0 = packed (heads * head_dim). Lets q/k/v be column
   // slices of one fused [T, (nh + 2 nkv) * hd] QKV buffer. Multiples of 8 (16-byte rows).
   int64_t q_stride = 0, k_stride = 0, v_stride = 0;
@@ -32,7 +32,7 @@ struct FlashAttnShape {
 enum class FlashAttnImpl { TensorCores, Scalar, Mma };
 
 // Throws brisk::Error (one line, naming the value) for a shape the kernels cannot run: head_dim
-// not 32/64/128, heads not a multiple of kv heads, strides too small or not multiples of 8,
+// not 16/32/64/128, heads not a multiple of kv heads, strides too small or not multiples of 8,
 // a segment count or length the grid cannot hold. The launchers call it first.
 void check_flash_attn_shape(const FlashAttnShape& s);
 

@@ -11,6 +11,11 @@
 // n8 tiles is exactly the A layout of one k16 step) and accumulates O += P V in registers.
 // Backward (FA2 layout, one CTA per kv head and 64-key tile): see the section further down.
 //
+// head_dim 16 .. 128. At hd 16 every loop over D is one step: S = Q K^T is one k16 step (the
+// .x4 A load covers columns 0..15 of Q), O is two n8 tiles (one .x4 .trans V load), a row is two
+// 16-byte cp.async chunks. Only the backward's phase 2 differs: a warp's half of D is 8 columns,
+// one n8 tile, loaded with ldmatrix .x2 .trans instead of a pair of tiles per .x4 (see there).
+//
 // ---------------------------------------------------------------------------------------------
 // Fragment layouts of mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 (PTX ISA, "Matrix
 // fragments for mma.m16n8k16"). lane = 4 g + t, g = lane / 4 in 0..7, t = lane % 4 in 0..3.
@@ -33,8 +38,11 @@
 //     matrices (rows k0.., n0) -> b0 of n0, (k0+8.., n0) -> b1 of n0, (k0.., n0+8) -> b0 of
 //     n0+8, (k0+8.., n0+8) -> b1 of n0+8: lane l addresses row k0 + l % 8 + ((l / 8) % 2) * 8,
 //     column n0 + (l / 16) * 8.
-// Shared tiles are row-major with rows padded by 16 bytes: the 8 rows one ldmatrix phase reads
-// then start in 8 different 16-byte bank groups (row stride = 16 mod 128 bytes): no conflicts.
+// ldmatrix.m8n8.x2 is the same with matrices 0, 1 only (addresses from lanes 0 .. 15; the
+// backward uses it at hd 16, where a warp's half of D is a single n8 tile).
+// Shared tiles are row-major with rows padded by 16 bytes: the row stride is D / 8 + 1 16-byte
+// units, odd for every head_dim (3, 5, 9, 17 at hd 16 .. 128), so the 8 rows one ldmatrix phase
+// reads start in 8 different 16-byte bank groups of the 128-byte bank line: no conflicts.
 // ---------------------------------------------------------------------------------------------
 #include "backend/cuda/flash_attn_mma.cuh"
 
@@ -83,6 +91,13 @@ __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const bf16* p) {
 __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const bf16* p) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr(p)));
+}
+// Two matrices: lanes 0 .. 7 address matrix 0, lanes 8 .. 15 matrix 1 (the addresses of lanes
+// 16 .. 31 are ignored).
+__device__ __forceinline__ void ldmatrix_x2_trans(uint32_t (&r)[2], const bf16* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n"
+               : "=r"(r[0]), "=r"(r[1])
                : "r"(smem_addr(p)));
 }
 
@@ -142,9 +157,9 @@ template <int D> struct FwdSmem {
   static constexpr size_t kBytes = size_t(kElems) * sizeof(bf16);  // 104 KB at hd 128: by shared memory, 2 CTAs per SM fit
 };
 
-// CTAs per SM the register budget is shaped for. ptxas (sm_90, no spills): 174 registers at hd
-// 128, 143 at 64, 121 at 32; capping hd 64/128 at 128 registers (2 CTAs) spills 44/120 bytes.
-// A tuning knob to measure, not a correctness one.
+// CTAs per SM the register budget is shaped for. ptxas (sm_90, no spills): 208 registers at hd
+// 128, 150 at 64, 127 at 32, 107 at 16; capping hd 64/128 at 128 registers (2 CTAs) spills
+// 44/120 bytes. A tuning knob to measure, not a correctness one.
 template <int D> constexpr int kFwdMinBlocks = D <= 32 ? 2 : 1;
 
 template <int D>
@@ -344,7 +359,8 @@ void run_forward_d(const bf16* q, const bf16* k, const bf16* v, const int32_t* c
 //     S^T = K Q^T and dP^T = V dO^T in registers, P^T = exp(S^T scale - lse), dS^T = P^T (dP^T
 //     - delta) with the masks applied, stored as bf16 [key][query] tiles in shared memory (the
 //     next products need them transposed and across warps);
-//   phase 2, warp w = (row slice 16 (w % 4), column half dh = (D / 2)(w / 4)):
+//   phase 2, warp w = (row slice 16 (w % 4), column half dh = (D / 2)(w / 4); at hd 16 the
+//   half is the single n8 tile dh = 0 or 8):
 //     dV[keys, dh..] += P^T dO and dK[keys, dh..] += dS^T Q into register accumulators that
 //     live across all steps; dQ[queries, dh..] = dS K (dS read transposed with ldmatrix.trans)
 //     added to the f32 accumulator with atomicAdd.
@@ -382,7 +398,7 @@ __global__ void __launch_bounds__(kBwdThreads, kBwdMinBlocks<D>)
                          float* __restrict__ dq_acc, bf16* __restrict__ dk, bf16* __restrict__ dv) {
   using L = BwdSmem<D>;
   constexpr int kLd = L::kLd, kLdP = L::kLdP;
-  constexpr int kHalfTiles = D / 2 / 8;  // n8 tiles in a half row of D
+  constexpr int kHalfTiles = D / 2 / 8;  // n8 tiles in a half row of D: 1 at hd 16, else even
   extern __shared__ __align__(128) unsigned char smem_raw[];
   bf16* smem = reinterpret_cast<bf16*>(smem_raw);
   const bf16* sK = smem + L::kK;
@@ -509,16 +525,29 @@ __global__ void __launch_bounds__(kBwdThreads, kBwdMinBlocks<D>)
       uint32_t a_p[4], a_ds[4];
       ldmatrix_x4(a_p, sPt + (slice + lane % 16) * kLdP + kq + (lane / 16) * 8);
       ldmatrix_x4(a_ds, sdSt + (slice + lane % 16) * kLdP + kq + (lane / 16) * 8);
+      if constexpr (kHalfTiles % 2 == 0) {  // hd >= 32: n8 tiles in pairs, one .x4 load per pair
 #pragma unroll
-      for (int n0 = 0; n0 < D / 2; n0 += 16) {
-        const int brow = kq + lane % 8 + ((lane / 8) % 2) * 8, bcol = dh + n0 + (lane / 16) * 8;
-        uint32_t b[4];
-        ldmatrix_x4_trans(b, sdO + brow * kLd + bcol);
-        mma_bf16(dv_acc[n0 / 8], a_p, b[0], b[1]);
-        mma_bf16(dv_acc[n0 / 8 + 1], a_p, b[2], b[3]);
-        ldmatrix_x4_trans(b, sQ + brow * kLd + bcol);
-        mma_bf16(dk_acc[n0 / 8], a_ds, b[0], b[1]);
-        mma_bf16(dk_acc[n0 / 8 + 1], a_ds, b[2], b[3]);
+        for (int n0 = 0; n0 < D / 2; n0 += 16) {
+          const int brow = kq + lane % 8 + ((lane / 8) % 2) * 8, bcol = dh + n0 + (lane / 16) * 8;
+          uint32_t b[4];
+          ldmatrix_x4_trans(b, sdO + brow * kLd + bcol);
+          mma_bf16(dv_acc[n0 / 8], a_p, b[0], b[1]);
+          mma_bf16(dv_acc[n0 / 8 + 1], a_p, b[2], b[3]);
+          ldmatrix_x4_trans(b, sQ + brow * kLd + bcol);
+          mma_bf16(dk_acc[n0 / 8], a_ds, b[0], b[1]);
+          mma_bf16(dk_acc[n0 / 8 + 1], a_ds, b[2], b[3]);
+        }
+      } else {  // hd 16: the half is one n8 tile, columns dh .. dh + 7 (dh = 0 or 8)
+        static_assert(kHalfTiles == 1, "an odd half-row tile count only at hd 16");
+        // .x2 .trans: matrix 0 = rows kq .. kq+7 -> b0, matrix 1 = rows kq+8 .. kq+15 -> b1, both
+        // at column dh: lane l (l < 16) addresses row kq + l % 8 + (l / 8) * 8, the formula
+        // below (lanes 16 .. 31 repeat lanes 0 .. 15; ignored).
+        const int brow = kq + lane % 8 + ((lane / 8) % 2) * 8;
+        uint32_t b[2];
+        ldmatrix_x2_trans(b, sdO + brow * kLd + dh);
+        mma_bf16(dv_acc[0], a_p, b[0], b[1]);
+        ldmatrix_x2_trans(b, sQ + brow * kLd + dh);
+        mma_bf16(dk_acc[0], a_ds, b[0], b[1]);
       }
     }
 
@@ -532,12 +561,19 @@ __global__ void __launch_bounds__(kBwdThreads, kBwdMinBlocks<D>)
       for (int kk = 0; kk < kBwdBN; kk += 16) {
         uint32_t a[4];
         ldmatrix_x4_trans(a, sdSt + (kk + lane % 8 + (lane / 16) * 8) * kLdP + slice + ((lane / 8) % 2) * 8);
+        const int brow = kk + lane % 8 + ((lane / 8) % 2) * 8;
+        if constexpr (kHalfTiles % 2 == 0) {
 #pragma unroll
-        for (int n0 = 0; n0 < D / 2; n0 += 16) {
-          uint32_t b[4];
-          ldmatrix_x4_trans(b, sK + (kk + lane % 8 + ((lane / 8) % 2) * 8) * kLd + dh + n0 + (lane / 16) * 8);
-          mma_bf16(dq[n0 / 8], a, b[0], b[1]);
-          mma_bf16(dq[n0 / 8 + 1], a, b[2], b[3]);
+          for (int n0 = 0; n0 < D / 2; n0 += 16) {
+            uint32_t b[4];
+            ldmatrix_x4_trans(b, sK + brow * kLd + dh + n0 + (lane / 16) * 8);
+            mma_bf16(dq[n0 / 8], a, b[0], b[1]);
+            mma_bf16(dq[n0 / 8 + 1], a, b[2], b[3]);
+          }
+        } else {  // hd 16: one n8 tile, as in phase 2a
+          uint32_t b[2];
+          ldmatrix_x2_trans(b, sK + brow * kLd + dh);
+          mma_bf16(dq[0], a, b[0], b[1]);
         }
       }
 #pragma unroll
@@ -585,6 +621,7 @@ void run_forward(const bf16* q, const bf16* k, const bf16* v, const int32_t* cu_
                  bf16* out, float* lse, cudaStream_t stream) {
   BRISK_ASSERT(s.q_stride > 0 && s.k_stride > 0 && s.v_stride > 0, "flash_mma: strides must be resolved");
   switch (s.head_dim) {
+    case 16: run_forward_d<16>(q, k, v, cu_seqlens, s, out, lse, stream); break;
     case 32: run_forward_d<32>(q, k, v, cu_seqlens, s, out, lse, stream); break;
     case 64: run_forward_d<64>(q, k, v, cu_seqlens, s, out, lse, stream); break;
     case 128: run_forward_d<128>(q, k, v, cu_seqlens, s, out, lse, stream); break;
@@ -599,6 +636,7 @@ void run_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* dout,
                   cudaStream_t stream) {
   BRISK_ASSERT(s.q_stride > 0 && s.k_stride > 0 && s.v_stride > 0, "flash_mma: strides must be resolved");
   switch (s.head_dim) {
+    case 16: run_backward_d<16>(q, k, v, dout, lse, delta, cu_seqlens, s, dq_acc, dk, dv, stream); break;
     case 32: run_backward_d<32>(q, k, v, dout, lse, delta, cu_seqlens, s, dq_acc, dk, dv, stream); break;
     case 64: run_backward_d<64>(q, k, v, dout, lse, delta, cu_seqlens, s, dq_acc, dk, dv, stream); break;
     case 128: run_backward_d<128>(q, k, v, dout, lse, delta, cu_seqlens, s, dq_acc, dk, dv, stream); break;

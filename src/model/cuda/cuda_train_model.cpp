@@ -83,8 +83,8 @@ struct CudaTrainModel::Impl {
   Impl(const ModelConfig& c, const LoraSpec& s, Recompute rc, int64_t max_t)
       : cfg(c), spec(s), recompute(rc), max_tokens(max_t) {
     BRISK_CHECK(max_t > 0, "training needs at least one token per micro-batch");
-    BRISK_CHECK(c.head_dim == 32 || c.head_dim == 64 || c.head_dim == 128, "CUDA training supports head_dim 32, 64 and 128; this model has ",
-                c.head_dim);
+    BRISK_CHECK(c.head_dim == 16 || c.head_dim == 32 || c.head_dim == 64 || c.head_dim == 128,
+                "CUDA training supports head_dim 16, 32, 64 and 128; this model has ", c.head_dim);
     std::string why = cuda_training_unavailable_reason();
     BRISK_CHECK(why.empty(), why);
     shape.tokens = max_t;
