@@ -118,7 +118,9 @@ FullParamLayout full_param_layout(const ModelConfig& c) {
   return out;
 }
 
-size_t full_param_arena_bytes(const ModelConfig& c) { return full_param_layout(c).floats * sizeof(float) + kArenaAlign; }
+size_t full_param_arena_bytes(const ModelConfig& c) {
+  return full_param_layout(c).floats * sizeof(float) + kArenaAlign;
+}
 
 size_t TrainMemoryPlan::total() const {
   size_t t = 0;
@@ -167,7 +169,8 @@ TrainMemoryPlan plan_train_memory(const ModelConfig& c, const TrainShape& s) {
     n_tensors *= c.num_layers;
     size_t slack = size_t(n_tensors) * kArenaAlign;
     size_t f32 = size_t(trainable) * 4 + slack;
-    p.parts.push_back({"lora", f32 + size_t(trainable) * 2 + slack, cat(trainable, " parameters: f32 master + bf16 copy")});
+    p.parts.push_back(
+        {"lora", f32 + size_t(trainable) * 2 + slack, cat(trainable, " parameters: f32 master + bf16 copy")});
     p.parts.push_back({"gradients", f32, "f32"});
     p.parts.push_back({"optimizer", 2 * f32, "AdamW m, v (f32)"});
   } else {

@@ -546,9 +546,9 @@ TokenBatch job_batch(const train::TrainConfig& c) {
 
 // A full fine-tuning checkpoint written by a GPU run is the same set of files the CPU writes:
 // it loads into the CPU engine and into a fresh GPU engine (upload, then download, gives back
-// exactly the checkpoint's weights and moments), both evaluate the trained weights to the same
-// loss (clearly not the initial model's: the GPU's working copies were refreshed), and a CPU
-// run resumes from it to the end.
+// exactly the checkpoint's weights and moments, bit for bit), both evaluate the trained weights
+// to the same loss (clearly not the initial model's: the GPU's working copies were refreshed
+// from the uploaded masters), and a CPU run resumes from it to the end.
 TEST(CudaTrain, FullFineTuningCheckpointCrossesBetweenGpuAndCpu) {
   BRISK_REQUIRE_CUDA_DEVICE();
   testing::Job job("qwen3", "qwen3");
@@ -577,7 +577,6 @@ TEST(CudaTrain, FullFineTuningCheckpointCrossesBetweenGpuAndCpu) {
   cpu->sync_from_host();
   EXPECT_EQ(st.step, 3);
   EXPECT_EQ(cpu->optimizer().steps(), 3);
-  const double loss_cpu = mean_loss(*cpu, b);
 
   // A fresh GPU engine on the same checkpoint: upload, then download into another model.
   auto gpu_model = Model::load(job.model);
@@ -609,7 +608,8 @@ TEST(CudaTrain, FullFineTuningCheckpointCrossesBetweenGpuAndCpu) {
   // Every trainable tensor moved during the 3 GPU steps (the initial model's list has the same
   // names in the same order).
   auto initial = Model::load(job.model);
-  std::vector<TrainGrad> initial_params = full_finetune_params(initial->config(), initial->weights(), nullptr, true, true);
+  std::vector<TrainGrad> initial_params =
+      full_finetune_params(initial->config(), initial->weights(), nullptr, true, true);
   ASSERT_EQ(initial_params.size(), cpu->params().size());
   size_t unchanged = 0;
   for (size_t i = 0; i < initial_params.size(); ++i) {
@@ -618,6 +618,11 @@ TEST(CudaTrain, FullFineTuningCheckpointCrossesBetweenGpuAndCpu) {
                              initial_params[i].value.nbytes()) == 0;
   }
   EXPECT_EQ(unchanged, 0u) << "the checkpoint holds the trained weights";
+
+  // The same loss from both devices: the CPU on the checkpoint's weights rounded as the GPU's
+  // working copies are, so only the arithmetic differs (as in the one-step test).
+  round_weights(*cpu_model);
+  const double loss_cpu = mean_loss(*cpu, b);
 
   const double rel = std::abs(loss_gpu - loss_cpu) / loss_cpu;
   std::printf("full FT checkpoint: loss initial %.5f, after 3 GPU steps on cpu %.5f / gpu %.5f (rel %.3g)\n",

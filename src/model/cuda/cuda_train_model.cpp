@@ -139,8 +139,8 @@ struct CudaTrainModel::Impl {
     BRISK_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
     BRISK_CHECK(mem.total() <= free_b, "training needs ", double(mem.total()) / double(1ull << 30),
                 " GiB of GPU memory but ", double(free_b) / double(1ull << 30), " GiB are free:\n", mem.table(),
-                full ? "try: recompute: full (or selective), a smaller batch_size or max_seq_length, or method: lora"
-                     : "try: recompute: full (or selective), a smaller batch_size or max_seq_length, or a smaller LoRA rank");
+                "try: recompute: full (or selective), a smaller batch_size or max_seq_length, or ",
+                full ? "method: lora" : "a smaller LoRA rank");
     BRISK_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
     gemm = std::make_unique<GemmEngine>(kGemmWorkspaceBytes);
     alloc_weights();
@@ -156,8 +156,9 @@ struct CudaTrainModel::Impl {
     act_arena = DeviceArena(ap.total());
     act = layout_gpu_activations(cfg, shape, nullptr, [&](size_t n) { return act_arena.alloc(n); });
     if (full) {  // the norm-weight gradients' partial sums (hidden-size rows, and q/k-norm head rows)
-      BRISK_ASSERT(rmsnorm_backward_scratch_bytes(max_t, int(cfg.hidden_size)) <= act.norm_scratch.nbytes() &&
-                   rmsnorm_backward_scratch_bytes(max_t * cfg.num_heads, int(cfg.head_dim)) <= act.norm_scratch.nbytes());
+      const size_t scratch = act.norm_scratch.nbytes();
+      BRISK_ASSERT(rmsnorm_backward_scratch_bytes(max_t, int(cfg.hidden_size)) <= scratch &&
+                   rmsnorm_backward_scratch_bytes(max_t * cfg.num_heads, int(cfg.head_dim)) <= scratch);
     }
     RopeTable rope = make_rope_table(cfg, 0);
     BRISK_CHECK(rope.n_freq * 2 == cfg.head_dim, "CUDA training does not support partial rotary embeddings");
