@@ -38,6 +38,11 @@ __global__ void add_dropout_kernel(__nv_bfloat16* acc, const __nv_bfloat16* t, i
   }
 }
 
+__global__ void bf16_to_f32_kernel(const __nv_bfloat16* x, float* out, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    out[i] = __bfloat162float(x[i]);
+}
+
 __global__ void f32_to_bf16_kernel(const float* x, __nv_bfloat16* out, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
     out[i] = __float2bfloat16_rn(x[i]);
@@ -89,6 +94,12 @@ void launch_add_dropout(__nv_bfloat16* acc, const __nv_bfloat16* t, int64_t n, f
   if (n == 0) return;
   add_dropout_kernel<<<grid_for(n), kThreads, 0, s>>>(acc, t, n, p, 1.0f / (1.0f - p), seed);
   check_launch("add_dropout_kernel");
+}
+
+void launch_bf16_to_f32(const __nv_bfloat16* x, float* out, int64_t n, cudaStream_t s) {
+  if (n == 0) return;
+  bf16_to_f32_kernel<<<grid_for(n), kThreads, 0, s>>>(x, out, n);
+  check_launch("bf16_to_f32_kernel");
 }
 
 void launch_f32_to_bf16(const float* x, __nv_bfloat16* out, int64_t n, cudaStream_t s) {

@@ -15,6 +15,8 @@ void launch_dropout(const __nv_bfloat16* x, __nv_bfloat16* out, int64_t n, float
 // acc += t * mask / (1 - p) with the mask of launch_dropout(seed). acc, t [n] bf16.
 void launch_add_dropout(__nv_bfloat16* acc, const __nv_bfloat16* t, int64_t n, float p, uint64_t seed,
                         cudaStream_t s);
+// out[i] = float(x[i]) (exact).
+void launch_bf16_to_f32(const __nv_bfloat16* x, float* out, int64_t n, cudaStream_t s);
 // out[i] = bf16(x[i]).
 void launch_f32_to_bf16(const float* x, __nv_bfloat16* out, int64_t n, cudaStream_t s);
 // out[j] += sum over rows i of x[i, j] (the bias gradient of a linear layer: column sums of dy).

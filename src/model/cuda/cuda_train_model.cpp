@@ -715,6 +715,12 @@ CudaTrainModel::CudaTrainModel(Model& model, Recompute recompute, int64_t max_to
   upload(model, nullptr, 0);
 }
 
+CudaTrainModel::CudaTrainModel(const ModelConfig& cfg, Recompute recompute, int64_t max_tokens, uint64_t seed)
+    : impl_(std::make_unique<Impl>(cfg, LoraSpec{}, recompute, max_tokens, /*full_ft=*/true)) {
+  impl_->random_weights(seed);
+  impl_->params->masters_from_working();
+}
+
 CudaTrainModel::~CudaTrainModel() = default;
 
 bool CudaTrainModel::full_finetuning() const { return impl_->full; }

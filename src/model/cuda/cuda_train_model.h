@@ -38,6 +38,8 @@ class CudaTrainModel {
   // except the embeddings / the LM head when frozen (TrainConfig freeze_embeddings / lm_head).
   CudaTrainModel(Model& model, Recompute recompute, int64_t max_tokens, bool freeze_embeddings = false,
                  bool freeze_lm_head = false);
+  // Benchmarks: full fine-tuning of random bf16 weights made on the GPU (masters from them).
+  CudaTrainModel(const ModelConfig& cfg, Recompute recompute, int64_t max_tokens, uint64_t seed);
   ~CudaTrainModel();
   bool full_finetuning() const;
 

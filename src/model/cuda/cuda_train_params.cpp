@@ -124,6 +124,22 @@ void CudaFullParams::download(ModelWeights& host, train::AdamW* opt) const {
   }
 }
 
+void CudaFullParams::masters_from_working() {
+  for (const Entry& e : entries_) {
+    float* dst = master_ + e.off;
+    const int64_t n = e.working.numel();
+    if (e.working.dtype == DType::BF16) {
+      launch_bf16_to_f32(static_cast<const __nv_bfloat16*>(e.working.data), dst, n, stream_);
+    } else {
+      BRISK_CUDA_CHECK(
+          cudaMemcpyAsync(dst, e.working.data, size_t(n) * sizeof(float), cudaMemcpyDeviceToDevice, stream_));
+    }
+  }
+  BRISK_CUDA_CHECK(cudaMemsetAsync(m_, 0, floats_ * sizeof(float), stream_));
+  BRISK_CUDA_CHECK(cudaMemsetAsync(v_, 0, floats_ * sizeof(float), stream_));
+  BRISK_CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
 void CudaFullParams::step(const AdamWHyper& h, int64_t step) {
   for (size_t i : trainable_) {
     const Entry& e = entries_[i];

@@ -41,6 +41,9 @@ class CudaFullParams {
   void upload(ModelWeights& host, train::AdamW* opt);
   // The trainable masters into the host weights and the moments into opt's state. Synchronous.
   void download(ModelWeights& host, train::AdamW* opt) const;
+  // Benchmarks: the masters from the working copies (random weights made on the device), zero
+  // moments. Synchronous.
+  void masters_from_working();
   // One AdamW step (t = step, 1-based) on every trainable tensor, with its decay flag, then
   // refreshes their working copies. Asynchronous on the stream.
   void step(const AdamWHyper& h, int64_t step);
