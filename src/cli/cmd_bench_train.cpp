@@ -45,7 +45,6 @@ brisk::cli::Registrar reg("bench train", "Training tokens/s and peak memory (LoR
     BRISK_CHECK(a->batch >= 1 && a->seq >= 2 && a->steps >= 1, "--batch, --seq and --steps must be positive");
     if (a->device == "cuda") {
 #ifdef BRISK_HAVE_CUDA
-      BRISK_CHECK(a->method == "lora", "--device cuda: only --method lora trains on the GPU in this version");
       train::CudaTrainBenchArgs ca;
       InitModelOptions io;
       io.arch = a->arch;
@@ -55,6 +54,7 @@ brisk::cli::Registrar reg("bench train", "Training tokens/s and peak memory (LoR
       ca.lora.r = a->lora_r;
       ca.lora.alpha = 2.0 * a->lora_r;
       ca.lora.targets.fill(true);
+      ca.full = a->method == "full";
       ca.recompute = rc;
       ca.batch = a->batch;
       ca.seq = a->seq;

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "core/error.h"
+#include "model/weights.h"
 
 namespace brisk {
 
@@ -91,7 +92,7 @@ GpuActivations layout_gpu_activations(const ModelConfig& c, const TrainShape& s,
   g.dgate = bf("dgate", T, I);
   g.dup = bf("dup", T, I);
   g.dh = bf("dh", T, I);
-  g.du = bf("du", T, r);
+  g.du = s.lora ? bf("du", T, r) : Tensor();
   g.xd = s.lora_dropout ? bf("dropout_x", T, max_in) : Tensor();
   g.tmp = s.lora_dropout ? bf("dropout_tmp", T, max_in) : Tensor();
   g.logits = bf("logits", cross_entropy_chunk_rows(c, T), c.vocab_size);
@@ -104,6 +105,21 @@ GpuActivations layout_gpu_activations(const ModelConfig& c, const TrainShape& s,
   g.attn_scratch = take("attn_scratch", DType::U8, {int64_t(attention_scratch_bytes(c, T))});
   if (!s.lora) g.norm_scratch = take("norm_scratch", DType::F32, {1024 * std::max(H, c.head_dim)});
   return g;
+}
+
+FullParamLayout full_param_layout(const ModelConfig& c) {
+  ModelWeights shapes;
+  shapes.layers.resize(size_t(c.num_layers));
+  FullParamLayout out;
+  for (const WeightSpec& s : weight_specs(c, shapes)) {
+    out.offsets.push_back(out.floats);
+    out.floats += (size_t(s.shape.numel()) + 63) / 64 * 64;
+  }
+  return out;
+}
+
+size_t full_param_arena_bytes(const ModelConfig& c) {
+  return full_param_layout(c).floats * sizeof(float) + kArenaAlign;
 }
 
 size_t TrainMemoryPlan::total() const {
@@ -142,8 +158,8 @@ TrainMemoryPlan plan_train_memory(const ModelConfig& c, const TrainShape& s) {
   size_t weight_bytes = size_t(2 * (mats + embed + biases) + 4 * norms) +
                         size_t(c.num_layers * 16 + 4) * kArenaAlign;  // per-tensor alignment slack
   p.parts.push_back({"weights", weight_bytes, cat(mats + embed, " bf16 parameters")});
-  int64_t trainable = 0, n_tensors = 0;
   if (s.lora) {
+    int64_t trainable = 0, n_tensors = 0;
     for (int j = 0; j < kNumProj; ++j)
       if (s.lora_targets[size_t(j)]) {
         trainable += int64_t(s.lora_r) * (proj_in(c, Proj(j)) + proj_out(c, Proj(j)));
@@ -151,16 +167,20 @@ TrainMemoryPlan plan_train_memory(const ModelConfig& c, const TrainShape& s) {
       }
     trainable *= c.num_layers;
     n_tensors *= c.num_layers;
+    size_t slack = size_t(n_tensors) * kArenaAlign;
+    size_t f32 = size_t(trainable) * 4 + slack;
+    p.parts.push_back(
+        {"lora", f32 + size_t(trainable) * 2 + slack, cat(trainable, " parameters: f32 master + bf16 copy")});
+    p.parts.push_back({"gradients", f32, "f32"});
+    p.parts.push_back({"optimizer", 2 * f32, "AdamW m, v (f32)"});
   } else {
-    trainable = mats + embed + biases + norms;
-    n_tensors = c.num_layers * 16 + 4;
+    // Full fine-tuning: four f32 arenas of full_param_layout (16 bytes per parameter) beside the
+    // bf16 working weights above, exactly as the CUDA trainer allocates them.
+    const size_t arena = full_param_arena_bytes(c);
+    p.parts.push_back({"master", arena, cat(parameter_count(c), " f32 master weights")});
+    p.parts.push_back({"gradients", arena, "f32"});
+    p.parts.push_back({"optimizer", 2 * arena, "AdamW m, v (f32)"});
   }
-  size_t slack = size_t(n_tensors) * kArenaAlign;
-  size_t f32 = size_t(trainable) * 4 + slack;
-  if (s.lora) p.parts.push_back({"lora", f32 + size_t(trainable) * 2 + slack, cat(trainable, " parameters: f32 master + bf16 copy")});
-  else p.parts.push_back({"master", f32, cat(trainable, " f32 master weights")});
-  p.parts.push_back({"gradients", f32, "f32"});
-  p.parts.push_back({"optimizer", 2 * f32, "AdamW m, v (f32)"});
   MemoryPlan acts;
   layout_gpu_activations(c, s, &acts, nullptr);
   const char* rc = s.recompute == Recompute::None ? "none" : s.recompute == Recompute::Selective ? "selective" : "full";

@@ -69,6 +69,18 @@ struct TrainMemoryPlan {
   std::string table() const;  // human-readable breakdown, one part per line
 };
 
+// Full fine-tuning on the GPU: the f32 master weights, gradients and AdamW moments are four
+// arenas of this one layout, every weight of weight_specs(c) (same order) at an offset that is a
+// multiple of 64 floats (256 bytes, so bf16 views stay aligned for cuBLASLt); the padding stays
+// zero. The CUDA trainer places its tensors with it and the plan counts it.
+struct FullParamLayout {
+  std::vector<size_t> offsets;  // element offset of weight_specs(c)[i]
+  size_t floats = 0;            // elements of one arena, padding included
+};
+FullParamLayout full_param_layout(const ModelConfig& c);
+// Bytes of one such arena as the trainer allocates it (the floats plus one arena alignment).
+size_t full_param_arena_bytes(const ModelConfig& c);
+
 // cuBLASLt workspace the trainer reserves.
 constexpr size_t kGemmWorkspaceBytes = size_t(32) << 20;
 

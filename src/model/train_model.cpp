@@ -401,6 +401,24 @@ struct TrainModel::Impl {
   }
 };
 
+std::vector<TrainGrad> full_finetune_params(const ModelConfig& c, ModelWeights& w, ModelWeights* grads,
+                                            bool train_embed, bool train_head) {
+  std::vector<TrainGrad> out;
+  auto wspecs = weight_specs(c, w);
+  std::vector<WeightSpec> gspecs;
+  if (grads) gspecs = weight_specs(c, *grads);
+  // Pair every weight with its gradient through the same spec list (same order, same names).
+  for (size_t i = 0; i < wspecs.size(); ++i) {
+    const std::string& name = wspecs[i].name;
+    if (name == hf_names::embed() && !train_embed) continue;
+    if (name == hf_names::lm_head() && !train_head) continue;
+    bool no_decay = name.find("norm") != std::string::npos ||
+                    (name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0);
+    out.push_back({name, *wspecs[i].slot, grads ? *gspecs[i].slot : Tensor(), !no_decay});
+  }
+  return out;
+}
+
 TrainModel::TrainModel(Model& model, LoraAdapter* lora, Recompute recompute, bool freeze_embeddings,
                        bool freeze_lm_head)
     : impl_(std::make_unique<Impl>(model, lora, recompute == Recompute::Selective ? Recompute::Full : recompute,
@@ -437,19 +455,8 @@ TrainModel::TrainModel(Model& model, LoraAdapter* lora, Recompute recompute, boo
     for (auto& s : specs) plan.add(s.name, DType::F32, s.shape);
     m.grad_arena = Arena(plan.total());
     for (auto& s : specs) *s.slot = m.grad_arena.tensor(DType::F32, s.shape);
-    ModelWeights& g = m.grads;
-    if (c.tie_word_embeddings) g.lm_head = g.embed;
-    // Pair every weight with its gradient through the same spec list (same order, same names).
-    auto wspecs = weight_specs(c, w);
-    for (size_t i = 0; i < specs.size(); ++i) {
-      const std::string& name = specs[i].name;
-      bool is_embed = name == hf_names::embed(), is_head = name == hf_names::lm_head();
-      if (is_embed && !m.train_embed) continue;
-      if (is_head && !m.train_head) continue;
-      bool no_decay = name.find("norm") != std::string::npos ||
-                      (name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0);
-      params_.push_back({name, *wspecs[i].slot, *specs[i].slot, !no_decay});
-    }
+    if (c.tie_word_embeddings) m.grads.lm_head = m.grads.embed;
+    params_ = full_finetune_params(c, w, &m.grads, m.train_embed, m.train_head);
   }
   zero_grad();
 }

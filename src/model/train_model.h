@@ -40,6 +40,14 @@ struct TrainGrad {
   bool decay;        // weight decay applies (not biases, not norm weights)
 };
 
+// Full fine-tuning's trainable tensors: every weight of `w` in weight_specs order (HF names), with
+// weight decay on all but norm weights and biases (the HF Trainer's rule), minus the embeddings
+// and/or the LM head when frozen. grad: each tensor's gradient from `grads` (same layout as w),
+// or undefined when grads is null (the GPU trainer keeps gradients on the device). Both trainers
+// build their parameter list here, so checkpoints name and order the tensors identically.
+std::vector<TrainGrad> full_finetune_params(const ModelConfig& c, ModelWeights& w, ModelWeights* grads,
+                                            bool train_embed, bool train_head);
+
 class TrainModel {
  public:
   // lora == nullptr means full fine-tuning of `model`'s weights.

@@ -64,9 +64,13 @@ TrainShape train_shape(const TrainConfig& cfg, const ModelConfig& mc, int64_t ma
   s.tokens = max_tokens;
   s.recompute = parse_recompute(cfg.recompute);
   s.lora = cfg.method == "lora";
-  s.lora_r = int(cfg.lora.r);
-  s.lora_targets = parse_target_modules(cfg.lora.target_modules);
-  s.lora_dropout = cfg.lora.dropout > 0;
+  if (s.lora) {  // full fine-tuning keeps the shape's LoRA fields empty, as the CUDA trainer does
+    s.lora_r = int(cfg.lora.r);
+    s.lora_targets = parse_target_modules(cfg.lora.target_modules);
+    s.lora_dropout = cfg.lora.dropout > 0;
+  } else {
+    s.lora_r = 0;
+  }
   (void)mc;
   return s;
 }

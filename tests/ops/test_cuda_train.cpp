@@ -3,10 +3,13 @@
 // every adapter gradient of one forward/backward on a packed batch with masked labels, for each
 // architecture feature (GQA, llama3 RoPE, q/k norm, biases, sliding window); recompute
 // policies against each other; a short training run's loss curve against the CPU's; and an
-// adapter trained on the GPU reproducing the trained answers when generating on the CPU.
+// adapter trained on the GPU reproducing the trained answers when generating on the CPU. Full
+// fine-tuning (every weight) the same way: one step against the CPU trainer under each
+// recompute policy, a loss curve, and checkpoints that cross between the devices.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 
 #include "common/train_job.h"
@@ -20,6 +23,9 @@
 #include "ops_test_util.h"
 #include "text/chat_template.h"
 #include "text/tokenizer.h"
+#include "train/checkpoint.h"
+#include "train/dataset.h"
+#include "train/train_engine.h"
 
 namespace brisk::ops_test {
 namespace {
@@ -62,9 +68,12 @@ void round_to_bf16(Tensor t) {
   float* p = t.f32();
   for (int64_t i = 0; i < t.numel(); ++i) p[i] = brisk::bf16_to_f32(brisk::f32_to_bf16(p[i]));
 }
-void round_parameters(Model& m, LoraAdapter& lora) {
+void round_weights(Model& m) {
   for (auto& spec : weight_specs(m.config(), m.weights()))
     if (spec.slot->defined() && spec.name.find("norm") == std::string::npos) round_to_bf16(*spec.slot);
+}
+void round_parameters(Model& m, LoraAdapter& lora) {
+  round_weights(m);
   for (auto& layer : lora.layers)
     for (auto& mod : layer)
       if (mod.defined()) {
@@ -130,6 +139,9 @@ double worst_grad_error(const LoraAdapter& gpu, const LoraAdapter& cpu, const ch
 // gradient (every tensor concatenated) must agree to 10% (measured 6.2-6.6% on 8 layers, 1.8%
 // on 2). A wrong term (rope sign, a missing LoRA path, a mask error) costs O(1).
 constexpr double kLossTol = 3e-3, kGradTol = 0.15, kGradTolQK = 0.15, kGlobalTol = 0.1;
+// Full fine-tuning's learning rate in the run tests: every weight moves by about lr per AdamW
+// step, so a rate that is gentle for an adapter (2e-3) is not for the whole model.
+constexpr double kFullLr = 2e-4;
 
 // ||gpu - cpu|| / ||cpu|| over every adapter gradient at once.
 double global_grad_error(const LoraAdapter& gpu, const LoraAdapter& cpu) {
@@ -399,6 +411,231 @@ TEST(CudaTrain, ACudaErrorMidRunKeepsTheCheckpoint) {
   train::TrainerOptions r = testing::quiet();
   r.resume = true;
   EXPECT_EQ(train::run_training(c, r), train::TrainOutcome::Completed);
+  EXPECT_EQ(job.metrics().size(), 6u);
+}
+
+}  // namespace
+}  // namespace brisk::ops_test
+
+namespace brisk::ops_test {
+namespace {
+
+// Full fine-tuning, one forward/backward on the GPU against the CPU trainer (bf16-rounded
+// weights on both): the loss and the whole gradient (every weight's, concatenated) within the
+// LoRA test's bounds, for each recompute policy; per tensor the L2-relative error is printed.
+// Cases: qwen3 tiny untied (q/k norm weights), qwen3 tiny tied (the LM head's gradient and the
+// embedding's in one tensor), qwen2 small (q/k/v bias gradients, 8 layers, head_dim 64).
+TEST(CudaTrain, FullFineTuningStepMatchesTheCpuTrainer) {
+  BRISK_REQUIRE_CUDA_DEVICE();
+  struct Case {
+    std::string name, arch, preset;
+    int tie;
+    std::vector<Recompute> policies;
+  };
+  const std::vector<Case> cases = {
+      {"qwen3 tiny untied", "qwen3", "tiny", 0, {Recompute::None, Recompute::Selective, Recompute::Full}},
+      {"qwen3 tiny tied", "qwen3", "tiny", 1, {Recompute::None}},
+      {"qwen2 small (biases)", "qwen2", "small", -1, {Recompute::Full}},
+  };
+  for (const Case& fc : cases) {
+    testing::TempDir dir;
+    InitModelOptions o;
+    o.arch = fc.arch;
+    o.preset = fc.preset;
+    o.seed = 11;
+    o.vocab_size = 4096;
+    o.tie = fc.tie;
+    init_model(dir.path + "/m", o);
+    auto model = Model::load(dir.path + "/m");
+    round_weights(*model);
+    TokenBatch b = random_batch(model->config(), {37, 150, 1, 64}, 9);
+    const float scale = 1.0f / float(b.label_count());
+    TrainModel cpu(*model, nullptr, Recompute::None);
+    const double loss_cpu = cpu.forward_backward(b, scale, 0);
+    for (Recompute rc : fc.policies) {
+      cuda::CudaTrainModel gpu(*model, rc, b.size());
+      const double loss_gpu = gpu.forward_backward(b, scale, 0);
+      const double rel = std::abs(loss_gpu - loss_cpu) / std::abs(loss_cpu);
+      double d2 = 0, r2 = 0, worst = 0, worst_bias = 0;
+      int biases = 0;
+      std::string where;
+      for (TrainGrad& p : cpu.params()) {
+        std::vector<float> got = gpu.gradient(p.name);
+        ASSERT_EQ(int64_t(got.size()), p.grad.numel()) << p.name;
+        double td2 = 0, tr2 = 0;
+        for (size_t i = 0; i < got.size(); ++i) {
+          const double want = p.grad.f32()[i], d = double(got[i]) - want;
+          td2 += d * d;
+          tr2 += want * want;
+        }
+        d2 += td2;
+        r2 += tr2;
+        const double e = std::isfinite(td2) ? std::sqrt(td2 / std::max(tr2, 1e-300)) : INFINITY;
+        if (!(e <= worst)) worst = e, where = p.name;
+        if (p.name.find(".bias") != std::string::npos) {
+          ++biases;
+          if (!(e <= worst_bias)) worst_bias = e;
+        }
+      }
+      const double global = std::isfinite(d2) ? std::sqrt(d2 / r2) : INFINITY;
+      std::printf("full FT %s, recompute %d: loss cpu %.6f gpu %.6f (rel %.3g); whole-gradient L2-relative error "
+                  "%.3g; worst tensor %.3g (%s); worst bias %.3g\n",
+                  fc.name.c_str(), int(rc), loss_cpu, loss_gpu, rel, global, worst, where.c_str(), worst_bias);
+      EXPECT_LE(rel, kLossTol) << fc.name;
+      EXPECT_LE(global, kGlobalTol) << fc.name;
+      if (fc.arch == "qwen2") {
+        EXPECT_EQ(biases, 3 * int(model->config().num_layers)) << "q, k, v biases train";
+        EXPECT_LE(worst_bias, kGradTolQK) << "bias gradients (column sums of dq, dk, dv)";
+      }
+    }
+  }
+}
+
+// 20 full fine-tuning steps on the GPU follow the CPU's loss curve step by step (the LoRA
+// test's tolerance), and the loss falls.
+TEST(CudaTrain, FullFineTuningLossCurveFollowsTheCpu) {
+  BRISK_REQUIRE_CUDA_DEVICE();
+  testing::Job cpu_job("qwen3", "qwen3"), gpu_job("qwen3", "qwen3");
+  train::TrainConfig cc = cpu_job.config(), gc = gpu_job.config();
+  for (auto* c : {&cc, &gc}) {
+    c->method = "full";
+    c->max_steps = 20;
+    c->batch_size = 3;
+    c->learning_rate = kFullLr;
+    c->weight_decay = 0.01;  // exercises the decay / no-decay split of the parameter list
+  }
+  gc.device = "cuda";
+  ASSERT_EQ(train::run_training(cc, testing::quiet()), train::TrainOutcome::Completed);
+  ASSERT_EQ(train::run_training(gc, testing::quiet()), train::TrainOutcome::Completed);
+  auto mc = cpu_job.metrics(), mg = gpu_job.metrics();
+  ASSERT_EQ(mc.size(), 20u);
+  ASSERT_EQ(mg.size(), 20u);
+  double worst = 0;
+  for (size_t i = 0; i < mc.size(); ++i) {
+    double a = mc[i]["loss"], g = mg[i]["loss"];
+    worst = std::max(worst, std::abs(a - g) / std::abs(a));
+  }
+  std::printf("full FT loss cpu %.4f -> %.4f, gpu %.4f -> %.4f; worst relative step difference %.3g\n",
+              double(mc.front()["loss"]), double(mc.back()["loss"]), double(mg.front()["loss"]),
+              double(mg.back()["loss"]), worst);
+  EXPECT_LE(worst, 2e-2);
+  EXPECT_LT(double(mg.back()["loss"]), 0.6 * double(mg.front()["loss"])) << "the loss must fall";
+}
+
+// Mean token loss of one batch.
+double mean_loss(train::TrainEngine& e, const TokenBatch& b) { return e.loss_only(b) / double(b.label_count()); }
+
+// Every training example of a job's config as one packed batch (the run's own data: 3 steps
+// move its loss by ~10%, random tokens' by ~0.04%).
+TokenBatch job_batch(const train::TrainConfig& c) {
+  text::Tokenizer tok = text::Tokenizer::load(c.base_model);
+  auto src = text::find_chat_template(c.base_model, false);
+  EXPECT_TRUE(src.has_value());
+  text::ChatTemplate tmpl(src->text, src->origin);
+  TokenBatch b;
+  b.cu_seqlens.push_back(0);
+  for (const train::PackedRow& r : train::rows_from_examples(train::load_dataset(c, tok, &tmpl).train)) {
+    const int32_t base = int32_t(b.ids.size());
+    b.ids.insert(b.ids.end(), r.ids.begin(), r.ids.end());
+    b.labels.insert(b.labels.end(), r.labels.begin(), r.labels.end());
+    b.positions.insert(b.positions.end(), r.positions.begin(), r.positions.end());
+    for (size_t s = 1; s < r.cu_seqlens.size(); ++s) b.cu_seqlens.push_back(base + r.cu_seqlens[s]);
+  }
+  return b;
+}
+
+// A full fine-tuning checkpoint written by a GPU run is the same set of files the CPU writes:
+// it loads into the CPU engine and into a fresh GPU engine (upload, then download, gives back
+// exactly the checkpoint's weights and moments, bit for bit), both evaluate the trained weights
+// to the same loss (clearly not the initial model's: the GPU's working copies were refreshed
+// from the uploaded masters), and a CPU run resumes from it to the end.
+TEST(CudaTrain, FullFineTuningCheckpointCrossesBetweenGpuAndCpu) {
+  BRISK_REQUIRE_CUDA_DEVICE();
+  testing::Job job("qwen3", "qwen3");
+  train::TrainConfig c = job.config();
+  c.method = "full";
+  c.device = "cuda";
+  c.learning_rate = kFullLr;
+  c.weight_decay = 0.01;
+  c.max_steps = 6;
+  c.save_steps = 3;
+  ASSERT_EQ(train::run_training(c, testing::quiet()), train::TrainOutcome::Completed);
+  const std::string ck = job.out + "/checkpoints/checkpoint-3";
+  ASSERT_TRUE(file_exists(ck + "/model.safetensors"));
+  ASSERT_TRUE(file_exists(ck + "/optimizer.safetensors"));
+
+  TokenBatch b = job_batch(c);
+  ASSERT_GT(b.label_count(), 0);
+
+  // The CPU engine on the GPU's checkpoint.
+  auto cpu_model = Model::load(job.model);
+  train::TrainConfig cc = c;
+  cc.device = "cpu";
+  auto cpu = train::make_train_engine(cc, *cpu_model, nullptr, b.size());
+  const double loss_initial = mean_loss(*cpu, b);
+  train::CheckpointState st = train::load_checkpoint(ck, *cpu_model, nullptr, cpu->params(), cpu->optimizer());
+  cpu->sync_from_host();
+  EXPECT_EQ(st.step, 3);
+  EXPECT_EQ(cpu->optimizer().steps(), 3);
+
+  // A fresh GPU engine on the same checkpoint: upload, then download into another model.
+  auto gpu_model = Model::load(job.model);
+  auto gpu = train::make_train_engine(c, *gpu_model, nullptr, b.size());
+  ASSERT_EQ(gpu->device(), "cuda");
+  train::load_checkpoint(ck, *gpu_model, nullptr, gpu->params(), gpu->optimizer());
+  gpu->sync_from_host();
+  const double loss_gpu = mean_loss(*gpu, b);
+  for (TrainGrad& p : gpu->params()) std::fill(p.value.f32(), p.value.f32() + p.value.numel(), NAN);
+  for (auto& [name, t] : gpu->optimizer().state_tensors()) std::fill(t.f32(), t.f32() + t.numel(), NAN);
+  gpu->sync_to_host();  // into gpu_model's tensors (poisoned above) and the optimizer's state
+  ASSERT_EQ(gpu->params().size(), cpu->params().size());
+  size_t mismatched = 0;
+  for (size_t i = 0; i < cpu->params().size(); ++i) {
+    const Tensor &a = cpu->params()[i].value, &g = gpu->params()[i].value;
+    ASSERT_EQ(cpu->params()[i].name, gpu->params()[i].name);
+    mismatched += std::memcmp(a.data, g.data, a.nbytes()) != 0;
+  }
+  EXPECT_EQ(mismatched, 0u) << "checkpoint -> GPU masters -> host must be exact";
+  auto sc = cpu->optimizer().state_tensors(), sg = gpu->optimizer().state_tensors();
+  ASSERT_EQ(sc.size(), sg.size());
+  size_t moments_mismatched = 0;
+  for (size_t i = 0; i < sc.size(); ++i) {
+    ASSERT_EQ(sc[i].first, sg[i].first);
+    moments_mismatched += std::memcmp(sc[i].second.data, sg[i].second.data, sc[i].second.nbytes()) != 0;
+  }
+  EXPECT_EQ(moments_mismatched, 0u) << "AdamW moments round trip";
+  EXPECT_EQ(gpu->optimizer().steps(), 3);
+  // Every trainable tensor moved during the 3 GPU steps (the initial model's list has the same
+  // names in the same order).
+  auto initial = Model::load(job.model);
+  std::vector<TrainGrad> initial_params =
+      full_finetune_params(initial->config(), initial->weights(), nullptr, true, true);
+  ASSERT_EQ(initial_params.size(), cpu->params().size());
+  size_t unchanged = 0;
+  for (size_t i = 0; i < initial_params.size(); ++i) {
+    ASSERT_EQ(initial_params[i].name, cpu->params()[i].name);
+    unchanged += std::memcmp(initial_params[i].value.data, cpu->params()[i].value.data,
+                             initial_params[i].value.nbytes()) == 0;
+  }
+  EXPECT_EQ(unchanged, 0u) << "the checkpoint holds the trained weights";
+
+  // The same loss from both devices: the CPU on the checkpoint's weights rounded as the GPU's
+  // working copies are, so only the arithmetic differs (as in the one-step test).
+  round_weights(*cpu_model);
+  const double loss_cpu = mean_loss(*cpu, b);
+
+  const double rel = std::abs(loss_gpu - loss_cpu) / loss_cpu;
+  std::printf("full FT checkpoint: loss initial %.5f, after 3 GPU steps on cpu %.5f / gpu %.5f (rel %.3g)\n",
+              loss_initial, loss_cpu, loss_gpu, rel);
+  EXPECT_LE(rel, kLossTol);
+  EXPECT_GT(std::abs(loss_cpu - loss_initial) / loss_initial, 10 * kLossTol) << "the steps must have moved the loss";
+
+  // A CPU run resumes from the GPU's checkpoint and finishes.
+  std::filesystem::remove_all(job.out + "/checkpoints/checkpoint-6");
+  train::TrainerOptions r = testing::quiet();
+  r.resume = true;
+  r.resume_from = ck;
+  ASSERT_EQ(train::run_training(cc, r), train::TrainOutcome::Completed);
   EXPECT_EQ(job.metrics().size(), 6u);
 }
 

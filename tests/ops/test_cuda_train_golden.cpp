@@ -1,6 +1,7 @@
 // The training golden cases (tests/golden/train_cases.json, references from transformers +
 // PEFT in fp32 by tests/golden/make_train_refs.py) on the GPU trainer: LoRA loss and every
-// adapter gradient against Hugging Face, within bf16 tolerances. The CPU trainer meets 1e-5
+// adapter gradient, and full fine-tuning's loss and sampled gradients of every weight, against
+// Hugging Face, within bf16 tolerances. The CPU trainer meets 1e-5
 // (loss) and 1e-4 (gradients) on the same cases; bf16 weights and activations cost about two
 // decimal digits, so the GPU bounds are 5e-3 (loss, relative) and 5e-2 (gradient max|d|/max|hf|).
 // Every LoRA case runs: the tiny llama/qwen2 presets at head_dim 16, qwen3 at 32. A case whose
@@ -8,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <set>
 
 #include "common/test_util.h"
 #include "golden/golden_util.h"
@@ -81,6 +83,76 @@ TEST(CudaTrainGolden, LoraCasesMatchTransformersAndPeft) {
   }
   EXPECT_GE(lora_cases, 3);
   EXPECT_GE(checked, 1) << "no golden LoRA case has a head size the GPU trainer supports";
+}
+
+// Full fine-tuning (llama-full-tied, mistral-full-window, qwen3-full-qknorm): the loss and, for
+// every weight transformers trains, the reference's sampled gradient entries (max|d| / max|hf|)
+// and the tensor's L2 norm (relative), with the same bounds as the LoRA cases. The tied case
+// checks that the LM head's and the embedding's gradients land in one tensor.
+TEST(CudaTrainGolden, FullFineTuningCasesMatchTransformers) {
+  BRISK_REQUIRE_CUDA_DEVICE();
+  json spec = testing::load_golden_json("tests/golden/train_cases.json", "make_train_refs.py");
+  json refs = testing::load_golden_json("tests/golden/data/train_refs.json", "make_train_refs.py");
+  int full_cases = 0, checked = 0;
+  for (size_t ci = 0; ci < spec["cases"].size(); ++ci) {
+    const json& c = spec["cases"][ci];
+    const json& ref = refs["cases"][ci];
+    if (c["method"] != "full") continue;
+    ++full_cases;
+    const std::string name = c["name"];
+    ASSERT_EQ(name, ref["name"].get<std::string>());
+    testing::TempDir tmp;
+    init_model(tmp.path + "/m", testing::parse_init_args(c["init"], testing::tokenizer_dir(c["tokenizer"])));
+    auto model = Model::load(tmp.path + "/m");
+    const int64_t hd = model->config().head_dim;
+    if (hd != 32 && hd != 64 && hd != 128) {  // the flash kernels' head sizes (docs/CUDA.md)
+      std::printf("[gpu train golden] %-28s head_dim %lld: not trainable on the GPU, skipped\n", name.c_str(),
+                  (long long)hd);
+      continue;
+    }
+    ++checked;
+    TokenBatch b = testing::golden_batch(c["batch"]);
+    const int64_t n = b.label_count();
+    cuda::CudaTrainModel gpu(*model, Recompute::None, b.size());
+    double loss = gpu.forward_backward(b, 1.0f / float(n), 0) / double(n);
+    double want_loss = ref["loss"];
+    double loss_rel = std::abs(loss - want_loss) / std::abs(want_loss);
+    // Same trainable tensors as transformers: the CPU trainer's list (checked against the
+    // reference by tests/golden/test_train_golden.cpp) is the GPU trainer's.
+    std::set<std::string> ours;
+    for (const TrainGrad& p : full_finetune_params(model->config(), model->weights(), nullptr, true, true))
+      ours.insert(p.name);
+    const json& grads = ref["grads"];
+    EXPECT_EQ(ours.size(), grads.size()) << name;
+    double worst = 0, worst_norm = 0;
+    std::string worst_name, worst_norm_name;
+    for (auto& [pname, g] : grads.items()) {
+      ASSERT_TRUE(ours.count(pname)) << name << ": " << pname;
+      std::vector<float> full = gpu.gradient(pname);
+      double norm = 0;
+      for (float x : full) norm += double(x) * x;
+      norm = std::sqrt(norm);
+      const double want_norm = g["norm"].get<double>();
+      const double norm_rel = std::abs(norm - want_norm) / std::max(want_norm, 1e-30);
+      if (norm_rel > worst_norm) worst_norm = norm_rel, worst_norm_name = pname;
+      std::vector<float> got, want;
+      for (size_t i = 0; i < g["index"].size(); ++i) {
+        got.push_back(full[g["index"][i].get<size_t>()]);
+        want.push_back(g["values"][i].get<float>());
+      }
+      double e = max_rel_err(got, want);
+      if (!(e <= worst)) worst = e, worst_name = pname;  // NaN sticks
+    }
+    std::printf("[gpu train golden] %-28s loss %.6f (hf %.6f, rel %.3g); worst sampled gradient %.3g (%s); worst "
+                "norm %.3g (%s)\n",
+                name.c_str(), loss, want_loss, loss_rel, worst, worst_name.c_str(), worst_norm,
+                worst_norm_name.c_str());
+    EXPECT_LE(loss_rel, 5e-3) << name;
+    EXPECT_LE(worst, 5e-2) << name << " " << worst_name;
+    EXPECT_LE(worst_norm, 5e-2) << name << " " << worst_norm_name;
+  }
+  EXPECT_GE(full_cases, 3);
+  EXPECT_GE(checked, 1) << "no golden full fine-tuning case has a head size the GPU trainer supports";
 }
 
 }  // namespace

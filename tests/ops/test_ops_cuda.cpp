@@ -12,6 +12,7 @@
 
 #include "backend/cuda/adamw.h"
 #include "backend/cuda/cross_entropy.h"
+#include "backend/cuda/elementwise.h"
 #include "backend/cuda/embedding.h"
 #include "backend/cuda/rmsnorm.h"
 #include "backend/cuda/rope.h"
@@ -181,6 +182,24 @@ TEST(CudaOps, EmbeddingBackward) {
         expect_close(dims("embedding_backward (+=) V n H", {V, n, H}), from_device<float>(d_dt, size_t(V * H)), want,
                      kTolF32);
       }
+}
+
+// The bias gradient of full fine-tuning: db += column sums of dy, against ops::bias_backward.
+TEST(CudaOps, ColumnSumsAddIsTheBiasBackward) {
+  BRISK_REQUIRE_CUDA_DEVICE();
+  Rng rng(107);
+  for (int64_t n : {int64_t(1), int64_t(3), int64_t(17), int64_t(130), int64_t(1000)})
+    for (int H : kWidths) {
+      auto dy = random_bf16(rng, size_t(n * H), -1.0f, 1.0f);
+      auto db0 = random_f32(rng, size_t(H), -1.0f, 1.0f);
+      auto dyf = bf16_to_f32(dy);
+      std::vector<float> want = db0;
+      ops::bias_backward(Tensor(dyf.data(), DType::F32, {n, H}), Tensor(want.data(), DType::F32, {H}),
+                         /*accumulate=*/true);
+      DeviceBuffer d_dy = to_device(dy), d_db = to_device(db0);
+      cuda::launch_column_sums_add(bf16(d_dy), n, H, d_db.as<float>(), nullptr);
+      expect_close(dims("column_sums_add (+=) n H", {n, H}), from_device<float>(d_db, size_t(H)), want, kTolF32);
+    }
 }
 
 TEST(CudaOps, EmbeddingRejectsBadIds) {

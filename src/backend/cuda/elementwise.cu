@@ -38,9 +38,22 @@ __global__ void add_dropout_kernel(__nv_bfloat16* acc, const __nv_bfloat16* t, i
   }
 }
 
+__global__ void bf16_to_f32_kernel(const __nv_bfloat16* x, float* out, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    out[i] = __bfloat162float(x[i]);
+}
+
 __global__ void f32_to_bf16_kernel(const float* x, __nv_bfloat16* out, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
     out[i] = __float2bfloat16_rn(x[i]);
+}
+
+__global__ void column_sums_add_kernel(const __nv_bfloat16* x, int64_t rows, int64_t cols, float* out) {
+  const int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (j >= cols) return;
+  float s = 0.0f;
+  for (int64_t i = 0; i < rows; ++i) s += __bfloat162float(x[i * cols + j]);  // a warp reads 32 adjacent columns
+  out[j] += s;
 }
 
 __global__ void scale_kernel(float* x, int64_t n, float a) {
@@ -83,10 +96,22 @@ void launch_add_dropout(__nv_bfloat16* acc, const __nv_bfloat16* t, int64_t n, f
   check_launch("add_dropout_kernel");
 }
 
+void launch_bf16_to_f32(const __nv_bfloat16* x, float* out, int64_t n, cudaStream_t s) {
+  if (n == 0) return;
+  bf16_to_f32_kernel<<<grid_for(n), kThreads, 0, s>>>(x, out, n);
+  check_launch("bf16_to_f32_kernel");
+}
+
 void launch_f32_to_bf16(const float* x, __nv_bfloat16* out, int64_t n, cudaStream_t s) {
   if (n == 0) return;
   f32_to_bf16_kernel<<<grid_for(n), kThreads, 0, s>>>(x, out, n);
   check_launch("f32_to_bf16_kernel");
+}
+
+void launch_column_sums_add(const __nv_bfloat16* x, int64_t rows, int64_t cols, float* out, cudaStream_t s) {
+  if (cols == 0) return;
+  column_sums_add_kernel<<<unsigned((cols + kThreads - 1) / kThreads), kThreads, 0, s>>>(x, rows, cols, out);
+  check_launch("column_sums_add_kernel");
 }
 
 void launch_scale_f32(float* x, int64_t n, float a, cudaStream_t s) {

@@ -15,8 +15,14 @@ void launch_dropout(const __nv_bfloat16* x, __nv_bfloat16* out, int64_t n, float
 // acc += t * mask / (1 - p) with the mask of launch_dropout(seed). acc, t [n] bf16.
 void launch_add_dropout(__nv_bfloat16* acc, const __nv_bfloat16* t, int64_t n, float p, uint64_t seed,
                         cudaStream_t s);
+// out[i] = float(x[i]) (exact).
+void launch_bf16_to_f32(const __nv_bfloat16* x, float* out, int64_t n, cudaStream_t s);
 // out[i] = bf16(x[i]).
 void launch_f32_to_bf16(const float* x, __nv_bfloat16* out, int64_t n, cudaStream_t s);
+// out[j] += sum over rows i of x[i, j] (the bias gradient of a linear layer: column sums of dy).
+// x [rows, cols] bf16, out [cols] f32. Each column is summed by one thread in row order, in fp32:
+// deterministic.
+void launch_column_sums_add(const __nv_bfloat16* x, int64_t rows, int64_t cols, float* out, cudaStream_t s);
 // x[i] *= a.
 void launch_scale_f32(float* x, int64_t n, float a, cudaStream_t s);
 // Partial sums (one per block, at most sum_partials_max() of them) of x[i] or x[i]^2 (squares),

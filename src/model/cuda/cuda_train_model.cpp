@@ -21,6 +21,7 @@
 #include "backend/cuda/swiglu.h"
 #include "core/dtype.h"
 #include "core/error.h"
+#include "model/cuda/cuda_train_params.h"
 #include "model/rope.h"
 #include "train/optimizer.h"
 
@@ -47,6 +48,34 @@ struct DevLora {
   size_t a_off = 0, b_off = 0;  // element offsets into the f32 arenas
   bf16 *a16 = nullptr, *b16 = nullptr;
 };
+
+// The LayerWeights fields holding projection p's weight and its bias (nullptr: the MLP has none).
+Tensor LayerWeights::*proj_weight(Proj p) {
+  switch (p) {
+    case Proj::Q: return &LayerWeights::wq;
+    case Proj::K: return &LayerWeights::wk;
+    case Proj::V: return &LayerWeights::wv;
+    case Proj::O: return &LayerWeights::wo;
+    case Proj::Gate: return &LayerWeights::w_gate;
+    case Proj::Up: return &LayerWeights::w_up;
+    case Proj::Down: return &LayerWeights::w_down;
+  }
+  BRISK_ASSERT(false, "unknown projection");
+  return nullptr;
+}
+Tensor LayerWeights::*proj_bias(Proj p) {
+  switch (p) {
+    case Proj::Q: return &LayerWeights::bq;
+    case Proj::K: return &LayerWeights::bk;
+    case Proj::V: return &LayerWeights::bv;
+    case Proj::O: return &LayerWeights::bo;
+    case Proj::Gate:
+    case Proj::Up:
+    case Proj::Down: return nullptr;
+  }
+  BRISK_ASSERT(false, "unknown projection");
+  return nullptr;
+}
 
 }  // namespace
 
@@ -77,11 +106,19 @@ struct CudaTrainModel::Impl {
   int64_t steps = 0;
   int64_t calls = 0;  // forward_backward calls (the fault-injection test hook counts them)
 
+  // Full fine-tuning (full == true): the working weights above as device tensors, and the f32
+  // masters, gradients and moments behind them (model/cuda/cuda_train_params.h).
+  bool full = false;
+  ModelWeights working;
+  std::unique_ptr<CudaFullParams> params;
+
   DeviceArena act_arena;
   GpuActivations act;
 
-  Impl(const ModelConfig& c, const LoraSpec& s, Recompute rc, int64_t max_t)
-      : cfg(c), spec(s), recompute(rc), max_tokens(max_t) {
+  // full: train every weight (spec is ignored) except the embeddings / LM head when frozen.
+  Impl(const ModelConfig& c, const LoraSpec& s, Recompute rc, int64_t max_t, bool full_ft = false,
+       bool train_embed = true, bool train_head = true)
+      : cfg(c), spec(s), recompute(rc), max_tokens(max_t), full(full_ft) {
     BRISK_CHECK(max_t > 0, "training needs at least one token per micro-batch");
     BRISK_CHECK(c.head_dim == 16 || c.head_dim == 32 || c.head_dim == 64 || c.head_dim == 128,
                 "CUDA training supports head_dim 16, 32, 64 and 128; this model has ", c.head_dim);
@@ -89,24 +126,40 @@ struct CudaTrainModel::Impl {
     BRISK_CHECK(why.empty(), why);
     shape.tokens = max_t;
     shape.recompute = rc;
-    shape.lora = true;
-    shape.lora_r = s.r;
-    shape.lora_targets = s.targets;
-    shape.lora_dropout = s.dropout > 0;
+    shape.lora = !full;
+    if (!full) {
+      shape.lora_r = s.r;
+      shape.lora_targets = s.targets;
+      shape.lora_dropout = s.dropout > 0;
+    } else {
+      shape.lora_r = 0;
+    }
     mem = plan_train_memory(c, shape);
     size_t free_b = 0, total_b = 0;
     BRISK_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
     BRISK_CHECK(mem.total() <= free_b, "training needs ", double(mem.total()) / double(1ull << 30),
                 " GiB of GPU memory but ", double(free_b) / double(1ull << 30), " GiB are free:\n", mem.table(),
-                "try: recompute: full (or selective), a smaller batch_size or max_seq_length, or a smaller LoRA rank");
+                "try: recompute: full (or selective), a smaller batch_size or max_seq_length, or ",
+                full ? "method: lora" : "a smaller LoRA rank");
     BRISK_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
     gemm = std::make_unique<GemmEngine>(kGemmWorkspaceBytes);
     alloc_weights();
-    alloc_lora();
+    if (full) {
+      lora.assign(size_t(cfg.num_layers), {});  // no adapter: every LoRA branch stays off
+      working = working_view();
+      params = std::make_unique<CudaFullParams>(cfg, working, train_embed, train_head, stream);
+    } else {
+      alloc_lora();
+    }
     MemoryPlan ap;
     layout_gpu_activations(cfg, shape, &ap, nullptr);
     act_arena = DeviceArena(ap.total());
     act = layout_gpu_activations(cfg, shape, nullptr, [&](size_t n) { return act_arena.alloc(n); });
+    if (full) {  // the norm-weight gradients' partial sums (hidden-size rows, and q/k-norm head rows)
+      const size_t scratch = act.norm_scratch.nbytes();
+      BRISK_ASSERT(rmsnorm_backward_scratch_bytes(max_t, int(cfg.hidden_size)) <= scratch &&
+                   rmsnorm_backward_scratch_bytes(max_t * cfg.num_heads, int(cfg.head_dim)) <= scratch);
+    }
     RopeTable rope = make_rope_table(cfg, 0);
     BRISK_CHECK(rope.n_freq * 2 == cfg.head_dim, "CUDA training does not support partial rotary embeddings");
     inv_freq = static_cast<float*>(weights.alloc(sizeof(float) * size_t(rope.n_freq)));
@@ -166,6 +219,44 @@ struct CudaTrainModel::Impl {
       }
       if (cfg.o_bias) d.bo = static_cast<bf16*>(weights.alloc(size_t(H) * 2));
     }
+  }
+
+  // The working weights of alloc_weights as device tensors in ModelWeights fields (weight_specs
+  // names and shapes), for the full fine-tuning parameter table.
+  ModelWeights working_view() {
+    const int64_t H = cfg.hidden_size, V = cfg.vocab_size, I_ = cfg.intermediate_size, hd = cfg.head_dim;
+    const int64_t qd = proj_out(cfg, Proj::Q), kvd = proj_out(cfg, Proj::K);
+    auto t16 = [](bf16* p, Shape s) { return Tensor(p, DType::BF16, s, Device::CUDA); };
+    auto t32 = [](float* p, Shape s) { return Tensor(p, DType::F32, s, Device::CUDA); };
+    ModelWeights w;
+    w.embed = t16(embed, {V, H});
+    w.lm_head = t16(lm_head, {V, H});  // == embed when tied
+    w.final_norm = t32(final_norm, {H});
+    w.layers.resize(layers.size());
+    for (size_t l = 0; l < layers.size(); ++l) {
+      const DevLayer& d = layers[l];
+      LayerWeights& t = w.layers[l];
+      t.attn_norm = t32(d.attn_norm, {H});
+      t.mlp_norm = t32(d.mlp_norm, {H});
+      t.wq = t16(d.wq, {qd, H});
+      t.wk = t16(d.wk, {kvd, H});
+      t.wv = t16(d.wv, {kvd, H});
+      t.wo = t16(d.wo, {H, qd});
+      t.w_gate = t16(d.w_gate, {I_, H});
+      t.w_up = t16(d.w_up, {I_, H});
+      t.w_down = t16(d.w_down, {H, I_});
+      if (cfg.qk_norm) {
+        t.q_norm = t32(d.q_norm, {hd});
+        t.k_norm = t32(d.k_norm, {hd});
+      }
+      if (cfg.attention_bias) {
+        t.bq = t16(d.bq, {qd});
+        t.bk = t16(d.bk, {kvd});
+        t.bv = t16(d.bv, {kvd});
+      }
+      if (cfg.o_bias) t.bo = t16(d.bo, {H});
+    }
+    return w;
   }
 
   void alloc_lora() {
@@ -279,6 +370,10 @@ struct CudaTrainModel::Impl {
 
   void refresh_copies() { launch_f32_to_bf16(master, copy16, n_lora, stream); }
 
+  // The f32 gradient arena (LoRA or full fine-tuning), for clipping, zeroing and all-reduce.
+  float* grad_arena() const { return full ? params->grad_arena() : grad; }
+  int64_t grad_floats() const { return full ? int64_t(params->arena_floats()) : n_lora; }
+
   // ---- building blocks ----------------------------------------------------------------------
   // y [T, n] (=|+=) x [T, k] W^T (+ bias)
   // y = x W^T (+ bias) (+ residual, read from `residual` or, when accumulate, from y itself).
@@ -319,6 +414,26 @@ struct CudaTrainModel::Impl {
     gemm->run(g, stream);
   }
 
+  // Full fine-tuning: dW [out, in] += dy^T x and db += column sums of dy, in f32 (frozen or
+  // absent tensors have no gradient view and are skipped).
+  void weight_grads(int64_t l, Proj p, const bf16* x, const bf16* dy, int64_t T) {
+    const LayerWeights& G = params->grads().layers[size_t(l)];
+    const int64_t in = proj_in(cfg, p), out = proj_out(cfg, p);
+    if (const Tensor& dw = G.*proj_weight(p); dw.defined()) {
+      GemmArgs g;
+      g.m = out, g.n = in, g.k = T;
+      g.a = dy, g.trans_a = true, g.b = x, g.c = dw.data, g.c_type = DType::F32, g.beta = 1.0f;
+      gemm->run(g, stream);
+    }
+    if (Tensor LayerWeights::*bias = proj_bias(p))
+      if (const Tensor& db = G.*bias; db.defined()) launch_column_sums_add(dy, T, out, F(db), stream);
+  }
+
+  // The f32 gradient of a norm weight of layer l (full fine-tuning), or null.
+  float* norm_grad(int64_t l, Tensor LayerWeights::*field) const {
+    return full ? F(params->grads().layers[size_t(l)].*field) : nullptr;
+  }
+
   // dx (=|+=) dy W (+ LoRA path); LoRA gradients accumulate in f32.
   void linear_bwd(int64_t l, Proj p, const bf16* W, const bf16* x, const Tensor& u, const bf16* dy, int64_t T,
                   bf16* dx, bool accumulate_dx, uint64_t seed) {
@@ -329,6 +444,7 @@ struct CudaTrainModel::Impl {
       g.a = dy, g.b = W, g.c = dx, g.beta = accumulate_dx ? 1.0f : 0.0f;
       gemm->run(g, stream);
     }
+    if (full) weight_grads(l, p, x, dy, T);
     const DevLora& d = lora[size_t(l)][size_t(p)];
     if (!d.on) return;
     const float s = spec.scale();
@@ -442,7 +558,8 @@ struct CudaTrainModel::Impl {
     linear_bwd(l, Proj::Gate, W.w_gate, B(a.xn2), a.u[4], B(act.dgate), T, dxn, false, seed);
     linear_bwd(l, Proj::Up, W.w_up, B(a.xn2), a.u[5], B(act.dup), T, dxn, true, seed);
     // dm = d + norm_backward(x_mid, dxn)
-    launch_rmsnorm_backward(B(a.x_mid), W.mlp_norm, dxn, dm, nullptr, false, nullptr, T, int(H), eps, 0.0f, stream, d);
+    launch_rmsnorm_backward(B(a.x_mid), W.mlp_norm, dxn, dm, norm_grad(l, &LayerWeights::mlp_norm), true,
+                            F(act.norm_scratch), T, int(H), eps, 0.0f, stream, d);
     // Attention.
     linear_bwd(l, Proj::O, W.wo, B(a.attn), a.u[3], dm, T, B(act.dattn), false, seed);
     launch_flash_attn_backward(B(a.q), B(a.k), B(a.v), B(a.attn), F(a.lse), B(act.dattn), I(act.cu_seqlens),
@@ -454,16 +571,17 @@ struct CudaTrainModel::Impl {
     if (cfg.qk_norm) {
       dq_in = B(act.dq_raw);
       dk_in = B(act.dk_raw);
-      launch_rmsnorm_backward(B(a.q_raw), W.q_norm, B(act.dq), dq_in, nullptr, false, nullptr, T * nh, int(hd), eps,
-                              0.0f, stream);
-      launch_rmsnorm_backward(B(a.k_raw), W.k_norm, B(act.dk), dk_in, nullptr, false, nullptr, T * nkv, int(hd), eps,
-                              0.0f, stream);
+      launch_rmsnorm_backward(B(a.q_raw), W.q_norm, B(act.dq), dq_in, norm_grad(l, &LayerWeights::q_norm), true,
+                              F(act.norm_scratch), T * nh, int(hd), eps, 0.0f, stream);
+      launch_rmsnorm_backward(B(a.k_raw), W.k_norm, B(act.dk), dk_in, norm_grad(l, &LayerWeights::k_norm), true,
+                              F(act.norm_scratch), T * nkv, int(hd), eps, 0.0f, stream);
     }
     linear_bwd(l, Proj::Q, W.wq, B(a.xn), a.u[0], dq_in, T, dxn, false, seed);
     linear_bwd(l, Proj::K, W.wk, B(a.xn), a.u[1], dk_in, T, dxn, true, seed);
     linear_bwd(l, Proj::V, W.wv, B(a.xn), a.u[2], B(act.dv), T, dxn, true, seed);
     // d = dm + norm_backward(x, dxn)
-    launch_rmsnorm_backward(B(a.x_in), W.attn_norm, dxn, d, nullptr, false, nullptr, T, int(H), eps, 0.0f, stream, dm);
+    launch_rmsnorm_backward(B(a.x_in), W.attn_norm, dxn, d, norm_grad(l, &LayerWeights::attn_norm), true,
+                            F(act.norm_scratch), T, int(H), eps, 0.0f, stream, dm);
   }
 
   // Final norm, LM head and cross-entropy in chunks of rows; writes dres when backward.
@@ -472,6 +590,9 @@ struct CudaTrainModel::Impl {
     const float eps = float(cfg.rms_norm_eps);
     launch_rmsnorm(B(act.x_final), final_norm, B(act.xf), T, int(H), eps, 0.0f, stream);
     const int64_t chunk = act.logits.dim(0);
+    // Full fine-tuning: the LM head's f32 gradient (the embedding's when tied), accumulated per
+    // chunk from that chunk's dlogits, so no [T, V] buffer exists.
+    float* dhead = full && backward ? F(params->grads().lm_head) : nullptr;
     for (int64_t r0 = 0; r0 < T; r0 += chunk) {
       const int64_t n = std::min(chunk, T - r0);
       bf16* logits = B(act.logits);
@@ -482,9 +603,16 @@ struct CudaTrainModel::Impl {
       g.m = n, g.n = H, g.k = V;
       g.a = logits, g.b = lm_head, g.c = B(act.dxn) + r0 * H;
       gemm->run(g, stream);
+      if (dhead) {
+        GemmArgs w;  // dW_head [V, H] += dlogits^T [V, n] xf [n, H]
+        w.m = V, w.n = H, w.k = n;
+        w.a = logits, w.trans_a = true, w.b = B(act.xf) + r0 * H, w.c = dhead, w.c_type = DType::F32, w.beta = 1.0f;
+        gemm->run(w, stream);
+      }
     }
     if (backward)
-      launch_rmsnorm_backward(B(act.x_final), final_norm, B(act.dxn), B(act.dres), nullptr, false, nullptr, T, int(H),
+      launch_rmsnorm_backward(B(act.x_final), final_norm, B(act.dxn), B(act.dres),
+                              full ? F(params->grads().final_norm) : nullptr, true, F(act.norm_scratch), T, int(H),
                               eps, 0.0f, stream);
   }
 
@@ -536,6 +664,10 @@ struct CudaTrainModel::Impl {
           layer_forward(l, a, B(a.x_in), nullptr, bi, true, seed, /*run_attention=*/!save_attn);
         layer_backward(l, a, bi, seed);
       }
+    // dres now holds the gradient of the embedding output: scatter it into the table's rows.
+    if (backward && full && params->grads().embed.defined())
+      launch_embedding_backward(I(act.ids), B(act.dres), F(params->grads().embed), T, cfg.vocab_size,
+                                int(cfg.hidden_size), stream);
     // The copies above read host vectors: synchronising here (sum_row_loss) keeps them alive.
     return device_sum(F(act.row_loss), T, false);
   }
@@ -576,7 +708,22 @@ CudaTrainModel::CudaTrainModel(const ModelConfig& cfg, const LoraSpec& spec, Rec
   upload(a, nullptr, 0);
 }
 
+CudaTrainModel::CudaTrainModel(Model& model, Recompute recompute, int64_t max_tokens, bool freeze_embeddings,
+                               bool freeze_lm_head)
+    : impl_(std::make_unique<Impl>(model.config(), LoraSpec{}, recompute, max_tokens, /*full_ft=*/true,
+                                   !freeze_embeddings, !freeze_lm_head)) {
+  upload(model, nullptr, 0);
+}
+
+CudaTrainModel::CudaTrainModel(const ModelConfig& cfg, Recompute recompute, int64_t max_tokens, uint64_t seed)
+    : impl_(std::make_unique<Impl>(cfg, LoraSpec{}, recompute, max_tokens, /*full_ft=*/true)) {
+  impl_->random_weights(seed);
+  impl_->params->masters_from_working();
+}
+
 CudaTrainModel::~CudaTrainModel() = default;
+
+bool CudaTrainModel::full_finetuning() const { return impl_->full; }
 
 double CudaTrainModel::forward_backward(const TokenBatch& batch, float grad_scale, uint64_t dropout_seed) {
   // Test hook (tests/ops): BRISK_TEST_CUDA_FAULT_AT=N makes the N-th call fail with a real CUDA
@@ -594,11 +741,11 @@ double CudaTrainModel::loss_only(const TokenBatch& batch) { return impl_->run(ba
 
 double CudaTrainModel::clip_grad_norm(double max_norm) {
   Impl& m = *impl_;
-  const double norm = std::sqrt(m.device_sum(m.grad, m.n_lora, true));
+  const double norm = std::sqrt(m.device_sum(m.grad_arena(), m.grad_floats(), true));
   // torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when that is < 1.
   if (max_norm > 0 && std::isfinite(norm)) {
     double c = max_norm / (norm + 1e-6);
-    if (c < 1.0) launch_scale_f32(m.grad, m.n_lora, float(c), m.stream);
+    if (c < 1.0) launch_scale_f32(m.grad_arena(), m.grad_floats(), float(c), m.stream);
   }
   return norm;
 }
@@ -608,24 +755,30 @@ void CudaTrainModel::optimizer_step(const train::AdamWOptions& o) {
   ++m.steps;
   AdamWHyper h;
   h.lr = o.lr, h.beta1 = o.beta1, h.beta2 = o.beta2, h.eps = o.eps, h.weight_decay = o.weight_decay;
-  // Padding between tensors has zero parameters and gradients: the update keeps it zero.
-  launch_adamw(m.master, m.grad, m.m, m.v, m.n_lora, h, m.steps, /*decay=*/true, m.stream);
-  m.refresh_copies();
+  if (m.full) {
+    m.params->step(h, m.steps);  // per tensor: norm weights and biases take no decay
+  } else {
+    // Padding between tensors has zero parameters and gradients: the update keeps it zero.
+    launch_adamw(m.master, m.grad, m.m, m.v, m.n_lora, h, m.steps, /*decay=*/true, m.stream);
+    m.refresh_copies();
+  }
   zero_grad();
 }
 
-float* CudaTrainModel::grad_arena() { return impl_->grad; }
-size_t CudaTrainModel::grad_arena_floats() const { return size_t(impl_->n_lora); }
+float* CudaTrainModel::grad_arena() { return impl_->grad_arena(); }
+size_t CudaTrainModel::grad_arena_floats() const { return size_t(impl_->grad_floats()); }
 void CudaTrainModel::synchronize() const { BRISK_CUDA_CHECK(cudaStreamSynchronize(impl_->stream)); }
 
 void CudaTrainModel::zero_grad() {
-  BRISK_CUDA_CHECK(cudaMemsetAsync(impl_->grad, 0, size_t(impl_->n_lora) * 4, impl_->stream));
+  if (impl_->full) impl_->params->zero_grad();
+  else BRISK_CUDA_CHECK(cudaMemsetAsync(impl_->grad, 0, size_t(impl_->n_lora) * 4, impl_->stream));
 }
 
 int64_t CudaTrainModel::optimizer_steps() const { return impl_->steps; }
 
 void CudaTrainModel::download(LoraAdapter& lora, train::AdamW* opt) const {
   Impl& m = *impl_;
+  BRISK_ASSERT(!m.full, "download(LoraAdapter&) on a full fine-tuning trainer");
   BRISK_CUDA_CHECK(cudaStreamSynchronize(m.stream));
   std::vector<std::pair<std::string, Tensor>> state;
   if (opt) state = opt->state_tensors();
@@ -649,6 +802,7 @@ void CudaTrainModel::download(LoraAdapter& lora, train::AdamW* opt) const {
 
 void CudaTrainModel::upload(const LoraAdapter& lora, train::AdamW* opt, int64_t steps) {
   Impl& m = *impl_;
+  BRISK_ASSERT(!m.full, "upload(LoraAdapter&) on a full fine-tuning trainer");
   BRISK_CHECK(int64_t(lora.layers.size()) == m.cfg.num_layers && lora.spec.r == m.spec.r,
               "adapter does not match the GPU trainer's shape");
   std::vector<std::pair<std::string, Tensor>> state;
@@ -676,8 +830,31 @@ void CudaTrainModel::upload(const LoraAdapter& lora, train::AdamW* opt, int64_t 
   BRISK_CUDA_CHECK(cudaStreamSynchronize(m.stream));
 }
 
+void CudaTrainModel::download(Model& model, train::AdamW* opt) const {
+  Impl& m = *impl_;
+  BRISK_ASSERT(m.full, "download(Model&) on a LoRA trainer");
+  m.params->download(model.weights(), opt);
+  if (opt) opt->set_steps(m.steps);
+}
+
+void CudaTrainModel::upload(Model& model, train::AdamW* opt, int64_t steps) {
+  Impl& m = *impl_;
+  BRISK_ASSERT(m.full, "upload(Model&) on a LoRA trainer");
+  BRISK_CHECK(model.config().num_layers == m.cfg.num_layers && model.config().hidden_size == m.cfg.hidden_size &&
+                  model.config().vocab_size == m.cfg.vocab_size,
+              "model does not match the GPU trainer's shape");
+  m.params->upload(model.weights(), opt);
+  m.steps = steps;
+}
+
+std::vector<float> CudaTrainModel::gradient(const std::string& hf_name) const {
+  BRISK_ASSERT(impl_->full, "gradient(name) is for full fine-tuning");
+  return impl_->params->gradient(hf_name);
+}
+
 void CudaTrainModel::download_grads(LoraAdapter& grads) const {
   Impl& m = *impl_;
+  BRISK_ASSERT(!m.full, "download_grads(LoraAdapter&) on a full fine-tuning trainer");
   BRISK_CUDA_CHECK(cudaStreamSynchronize(m.stream));
   for (size_t l = 0; l < m.lora.size(); ++l)
     for (int p = 0; p < kNumProj; ++p) {

@@ -26,6 +26,14 @@ double lora_train_flops_per_token(const ModelConfig& c, const LoraSpec& s, int64
   return 4.0 * base + 4.0 * head + 6.0 * lora + 3.5 * attn_fwd;
 }
 
+double full_train_flops_per_token(const ModelConfig& c, int64_t seq) {
+  double base = 0;
+  for (int j = 0; j < kNumProj; ++j) base += double(proj_in(c, Proj(j))) * double(proj_out(c, Proj(j)));
+  base *= double(c.num_layers);
+  const double head = double(c.hidden_size) * double(c.vocab_size);
+  return lora_train_flops_per_token(c, LoraSpec{}, seq) + 2.0 * base + 2.0 * head;
+}
+
 nlohmann::json run_cuda_train_bench(const CudaTrainBenchArgs& a) {
   using clock = std::chrono::steady_clock;
   const ModelConfig& c = a.model;
@@ -34,7 +42,8 @@ nlohmann::json run_cuda_train_bench(const CudaTrainBenchArgs& a) {
   BRISK_CHECK(why.empty(), "--device cuda: ", why);
   BRISK_CUDA_CHECK(cudaFree(nullptr));  // create the context before measuring memory
   const size_t used0 = cuda::CudaTrainModel::device_used_bytes();
-  cuda::CudaTrainModel gpu(c, a.lora, a.recompute, T, 1);
+  cuda::CudaTrainModel gpu = a.full ? cuda::CudaTrainModel(c, a.recompute, T, 1)
+                                    : cuda::CudaTrainModel(c, a.lora, a.recompute, T, 1);
   const size_t used_alloc = cuda::CudaTrainModel::device_used_bytes();
 
   TokenBatch b = random_token_batch(c.vocab_size, a.batch, a.seq, 5);
@@ -56,7 +65,7 @@ nlohmann::json run_cuda_train_bench(const CudaTrainBenchArgs& a) {
   peak = std::max(peak, cuda::CudaTrainModel::device_used_bytes());
 
   const double tps = double(T) / dt;
-  const double flops = lora_train_flops_per_token(c, a.lora, a.seq);
+  const double flops = a.full ? full_train_flops_per_token(c, a.seq) : lora_train_flops_per_token(c, a.lora, a.seq);
   const double gib = double(1ull << 30);
   const double plan = double(gpu.plan().total());
   const double measured = double(peak - used0);
@@ -66,7 +75,7 @@ nlohmann::json run_cuda_train_bench(const CudaTrainBenchArgs& a) {
   cudaGetDeviceProperties(&prop, dev);
   const char* rc = a.recompute == Recompute::None ? "none" : a.recompute == Recompute::Selective ? "selective" : "full";
   return {{"bench", "train"}, {"device", "cuda"}, {"gpu", prop.name}, {"batch", a.batch}, {"seq", a.seq},
-          {"lora_r", a.lora.r}, {"recompute", rc}, {"step_s", dt}, {"tokens_per_s", tps},
+          {"method", a.full ? "full" : "lora"}, {"lora_r", a.full ? 0 : a.lora.r}, {"recompute", rc}, {"step_s", dt}, {"tokens_per_s", tps},
           {"tflops", tps * flops / 1e12}, {"flops_per_token", flops}, {"loss", loss},
           {"peak_gib", measured / gib}, {"plan_gib", plan / gib}, {"peak_over_plan", measured / plan}};
 }

@@ -55,19 +55,62 @@ class CudaTrainEngine : public TrainEngine {
   AdamW adam_;
 };
 
+// Full fine-tuning on the GPU. The host model's f32 weights are the checkpointed tensors
+// (params() is the CPU engine's list, full_finetune_params), refreshed by sync_to_host().
+class CudaFullTrainEngine : public TrainEngine {
+ public:
+  CudaFullTrainEngine(Model& model, Recompute rc, int64_t max_tokens, bool freeze_embed, bool freeze_head)
+      : model_(model),
+        params_(full_finetune_params(model.config(), model.weights(), nullptr, !freeze_embed, !freeze_head)),
+        gpu_(model, rc, max_tokens, freeze_embed, freeze_head),
+        adam_(host_params(params_)) {
+    log_info("training on the GPU; memory plan:\n", gpu_.plan().table());
+  }
+  std::string device() const override { return "cuda"; }
+  double forward_backward(const TokenBatch& b, float s, uint64_t seed) override {
+    return gpu_.forward_backward(b, s, seed);
+  }
+  double loss_only(const TokenBatch& b) override { return gpu_.loss_only(b); }
+  double clip_grad_norm(double max_norm) override { return gpu_.clip_grad_norm(max_norm); }
+  void optimizer_step(const AdamWOptions& o) override { gpu_.optimizer_step(o); }
+  std::vector<TrainGrad>& params() override { return params_; }
+  AdamW& optimizer() override { return adam_; }
+  void sync_to_host() override { gpu_.download(model_, &adam_); }
+  void sync_from_host() override { gpu_.upload(model_, &adam_, adam_.steps()); }
+  std::vector<GradSpan> gradient_spans() override {
+    gpu_.synchronize();
+    return {{gpu_.grad_arena(), gpu_.grad_arena_floats()}};
+  }
+  bool gradients_on_device() const override { return true; }
+
+ private:
+  // AdamW only sizes its moments from these (the gradients live on the GPU).
+  static std::vector<Param> host_params(const std::vector<TrainGrad>& ps) {
+    std::vector<Param> p;
+    for (const TrainGrad& g : ps) p.push_back({g.name, g.value, g.value, g.decay});
+    return p;
+  }
+  Model& model_;
+  std::vector<TrainGrad> params_;
+  cuda::CudaTrainModel gpu_;
+  AdamW adam_;
+};
+
 }  // namespace
 
 std::string cuda_train_engine_unavailable(const TrainConfig& cfg) {
   std::string why = cuda::cuda_training_unavailable_reason();
-  if (!why.empty()) return why;
-  if (cfg.method != "lora") return "full fine-tuning runs on the CPU only in this version (method: lora runs on the GPU)";
-  return "";
+  (void)cfg;  // every method (lora, full) trains on the GPU
+  return why;
 }
 
 std::unique_ptr<TrainEngine> make_cuda_train_engine(const TrainConfig& cfg, Model& model, LoraAdapter* lora,
                                                     Recompute rc, int64_t max_tokens) {
+  if (cfg.method == "full") {
+    BRISK_ASSERT(lora == nullptr);
+    return std::make_unique<CudaFullTrainEngine>(model, rc, max_tokens, cfg.freeze_embeddings, cfg.freeze_lm_head);
+  }
   BRISK_ASSERT(lora != nullptr);
-  (void)cfg;
   return std::make_unique<CudaTrainEngine>(model, *lora, rc, max_tokens);
 }
 
