@@ -170,6 +170,7 @@ TEST(CudaTrain, OneStepMatchesTheCpuTrainer) {
       {"llama small (GQA 8/4, llama3 rope, hd 64, untied)", "llama", "small", -1},
       {"qwen2 small (q/k/v biases)", "qwen2", "small", -1},
       {"qwen3 tiny (q/k norm, hd 32)", "qwen3", "tiny", -1},
+      {"llama tiny (hd 16)", "llama", "tiny", -1},
       {"mistral small (sliding window 48)", "mistral", "small", 48},
   };
   for (const ModelCase& mc : cases) {
@@ -436,6 +437,7 @@ TEST(CudaTrain, FullFineTuningStepMatchesTheCpuTrainer) {
       {"qwen3 tiny untied", "qwen3", "tiny", 0, {Recompute::None, Recompute::Selective, Recompute::Full}},
       {"qwen3 tiny tied", "qwen3", "tiny", 1, {Recompute::None}},
       {"qwen2 small (biases)", "qwen2", "small", -1, {Recompute::Full}},
+      {"llama tiny (hd 16)", "llama", "tiny", 0, {Recompute::Selective}},
   };
   for (const Case& fc : cases) {
     testing::TempDir dir;
