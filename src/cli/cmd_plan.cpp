@@ -37,8 +37,8 @@ brisk::cli::Registrar reg("plan", "GPU memory plan of a training config, and whe
     std::printf("memory plan for %s (%s, %s, batch %lld x %lld tokens):\n%s", a->config.c_str(),
                 mc.model_type.c_str(), cfg.method.c_str(), (long long)cfg.batch_size, (long long)cfg.max_seq_length,
                 plan.table().c_str());
-    const double gib = double(1ull << 30);
 #ifdef BRISK_HAVE_CUDA
+    const double gib = double(1ull << 30);
     auto devs = cuda::list_devices();
     if (devs.empty()) {
       std::printf("device: no CUDA device here\n");
