@@ -23,8 +23,17 @@ namespace {
 
 using nlohmann::json;
 
-// The flash kernels' head sizes (docs/CUDA.md): a golden case with another one is listed and skipped.
-bool flash_head_dim(int64_t hd) { return hd == 16 || hd == 32 || hd == 64 || hd == 128; }
+// The case's model, made by init-model as the reference script made it; null (with a line saying
+// so) when its head_dim is not one of the flash kernels' (16, 32, 64, 128; docs/CUDA.md).
+std::unique_ptr<Model> golden_case_model(const json& c, const testing::TempDir& tmp) {
+  init_model(tmp.path + "/m", testing::parse_init_args(c["init"], testing::tokenizer_dir(c["tokenizer"])));
+  auto model = Model::load(tmp.path + "/m");
+  const int64_t hd = model->config().head_dim;
+  if (hd == 16 || hd == 32 || hd == 64 || hd == 128) return model;
+  std::printf("[gpu train golden] %-28s head_dim %lld: not trainable on the GPU, skipped\n",
+              c["name"].get<std::string>().c_str(), (long long)hd);
+  return nullptr;
+}
 
 TEST(CudaTrainGolden, LoraCasesMatchTransformersAndPeft) {
   BRISK_REQUIRE_CUDA_DEVICE();
@@ -38,14 +47,8 @@ TEST(CudaTrainGolden, LoraCasesMatchTransformersAndPeft) {
     ++lora_cases;
     const std::string name = c["name"];
     testing::TempDir tmp;
-    init_model(tmp.path + "/m", testing::parse_init_args(c["init"], testing::tokenizer_dir(c["tokenizer"])));
-    auto model = Model::load(tmp.path + "/m");
-    const int64_t hd = model->config().head_dim;
-    if (!flash_head_dim(hd)) {
-      std::printf("[gpu train golden] %-28s head_dim %lld: not trainable on the GPU, skipped\n", name.c_str(),
-                  (long long)hd);
-      continue;
-    }
+    auto model = golden_case_model(c, tmp);
+    if (!model) continue;
     ++checked;
     LoraSpec ls;
     ls.r = c["lora"]["r"];
@@ -105,14 +108,8 @@ TEST(CudaTrainGolden, FullFineTuningCasesMatchTransformers) {
     const std::string name = c["name"];
     ASSERT_EQ(name, ref["name"].get<std::string>());
     testing::TempDir tmp;
-    init_model(tmp.path + "/m", testing::parse_init_args(c["init"], testing::tokenizer_dir(c["tokenizer"])));
-    auto model = Model::load(tmp.path + "/m");
-    const int64_t hd = model->config().head_dim;
-    if (!flash_head_dim(hd)) {
-      std::printf("[gpu train golden] %-28s head_dim %lld: not trainable on the GPU, skipped\n", name.c_str(),
-                  (long long)hd);
-      continue;
-    }
+    auto model = golden_case_model(c, tmp);
+    if (!model) continue;
     ++checked;
     TokenBatch b = testing::golden_batch(c["batch"]);
     const int64_t n = b.label_count();

@@ -8,28 +8,39 @@
 namespace brisk::train {
 namespace {
 
-class CudaTrainEngine : public TrainEngine {
+// What both GPU engines (LoRA, full) hand to their CudaTrainModel unchanged.
+class CudaEngineBase : public TrainEngine {
+ public:
+  std::string device() const override { return "cuda"; }
+  double forward_backward(const TokenBatch& b, float s, uint64_t seed) override {
+    return gpu().forward_backward(b, s, seed);
+  }
+  double loss_only(const TokenBatch& b) override { return gpu().loss_only(b); }
+  double clip_grad_norm(double max_norm) override { return gpu().clip_grad_norm(max_norm); }
+  void optimizer_step(const AdamWOptions& o) override { gpu().optimizer_step(o); }
+  std::vector<GradSpan> gradient_spans() override {
+    gpu().synchronize();  // backward's gradient writes are complete before another stream reads them
+    return {{gpu().grad_arena(), gpu().grad_arena_floats()}};
+  }
+  bool gradients_on_device() const override { return true; }
+
+ protected:
+  virtual cuda::CudaTrainModel& gpu() = 0;
+};
+
+class CudaTrainEngine : public CudaEngineBase {
  public:
   CudaTrainEngine(Model& model, LoraAdapter& lora, Recompute rc, int64_t max_tokens)
       : lora_(lora), gpu_(model, lora, rc, max_tokens), adam_(host_params(lora)) {
     log_info("training on the GPU; memory plan:\n", gpu_.plan().table());
   }
-  std::string device() const override { return "cuda"; }
-  double forward_backward(const TokenBatch& b, float s, uint64_t seed) override {
-    return gpu_.forward_backward(b, s, seed);
-  }
-  double loss_only(const TokenBatch& b) override { return gpu_.loss_only(b); }
-  double clip_grad_norm(double max_norm) override { return gpu_.clip_grad_norm(max_norm); }
-  void optimizer_step(const AdamWOptions& o) override { gpu_.optimizer_step(o); }
   std::vector<TrainGrad>& params() override { return params_; }
   AdamW& optimizer() override { return adam_; }
   void sync_to_host() override { gpu_.download(lora_, &adam_); }
   void sync_from_host() override { gpu_.upload(lora_, &adam_, adam_.steps()); }
-  std::vector<GradSpan> gradient_spans() override {
-    gpu_.synchronize();  // backward's gradient writes are complete before another stream reads them
-    return {{gpu_.grad_arena(), gpu_.grad_arena_floats()}};
-  }
-  bool gradients_on_device() const override { return true; }
+
+ protected:
+  cuda::CudaTrainModel& gpu() override { return gpu_; }
 
  private:
   // The host adapter's tensors in TrainModel's order (each module's A, then B), with host
@@ -57,7 +68,7 @@ class CudaTrainEngine : public TrainEngine {
 
 // Full fine-tuning on the GPU. The host model's f32 weights are the checkpointed tensors
 // (params() is the CPU engine's list, full_finetune_params), refreshed by sync_to_host().
-class CudaFullTrainEngine : public TrainEngine {
+class CudaFullTrainEngine : public CudaEngineBase {
  public:
   CudaFullTrainEngine(Model& model, Recompute rc, int64_t max_tokens, bool freeze_embed, bool freeze_head)
       : model_(model),
@@ -66,22 +77,13 @@ class CudaFullTrainEngine : public TrainEngine {
         adam_(host_params(params_)) {
     log_info("training on the GPU; memory plan:\n", gpu_.plan().table());
   }
-  std::string device() const override { return "cuda"; }
-  double forward_backward(const TokenBatch& b, float s, uint64_t seed) override {
-    return gpu_.forward_backward(b, s, seed);
-  }
-  double loss_only(const TokenBatch& b) override { return gpu_.loss_only(b); }
-  double clip_grad_norm(double max_norm) override { return gpu_.clip_grad_norm(max_norm); }
-  void optimizer_step(const AdamWOptions& o) override { gpu_.optimizer_step(o); }
   std::vector<TrainGrad>& params() override { return params_; }
   AdamW& optimizer() override { return adam_; }
   void sync_to_host() override { gpu_.download(model_, &adam_); }
   void sync_from_host() override { gpu_.upload(model_, &adam_, adam_.steps()); }
-  std::vector<GradSpan> gradient_spans() override {
-    gpu_.synchronize();
-    return {{gpu_.grad_arena(), gpu_.grad_arena_floats()}};
-  }
-  bool gradients_on_device() const override { return true; }
+
+ protected:
+  cuda::CudaTrainModel& gpu() override { return gpu_; }
 
  private:
   // AdamW only sizes its moments from these (the gradients live on the GPU).
