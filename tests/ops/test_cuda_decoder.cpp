@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "backend/cuda/attention_decode.h"
+#include "backend/cuda/flash_attn.h"
 #include "backend/cuda/rmsnorm.h"
 #include "backend/cuda/rope.h"
 #include "backend/cuda/sampling.h"
@@ -118,6 +119,60 @@ TEST(CudaDecode, AttentionDecodeMatchesCpu) {
                        c.softcap, " splits ", splits),
                    got, want, 1e-2);
     }
+}
+
+// Prefill through the flash kernel over a KV cache (launch_flash_attn_prefix_forward): several
+// slots at once, each a segment whose queries are the last positions of its cache rows, against
+// ops::attention with the same offset. Head sizes of the flash kernels, GQA, windows, segments
+// from one token to past a 128-row query tile and a 64-row key tile.
+TEST(CudaDecode, FlashPrefixMatchesCpu) {
+  BRISK_REQUIRE_CUDA_DEVICE();
+  Rng rng(611);
+  const AttnCase cases[] = {{4, 2, 16, 0, 0.0f}, {8, 2, 64, 0, 0.0f}, {32, 8, 128, 0, 0.0f}, {6, 3, 32, 37, 0.0f},
+                            {8, 8, 128, 100, 0.0f}};
+  const int64_t cap = 400;
+  const int64_t len0[] = {0, 37, 211, 5, 130};  // tokens already cached per slot
+  const int64_t n_new[] = {150, 1, 64, 17, 129};
+  const int slots = 5;
+  for (const AttnCase& c : cases) {
+    const int64_t row = int64_t(c.nkv) * c.hd;
+    int64_t T = 0;
+    for (int s = 0; s < slots; ++s) T += n_new[s];
+    // The cache after the new tokens were appended: random rows everywhere (later positions
+    // must stay invisible).
+    auto kc = random_bf16(rng, size_t(slots * cap * row), -1.0f, 1.0f);
+    auto vc = random_bf16(rng, size_t(slots * cap * row), -1.0f, 1.0f);
+    auto q = random_bf16(rng, size_t(T * c.nh * c.hd), -1.0f, 1.0f);
+    std::vector<int32_t> cu{0}, kv_start, kv_len;
+    int max_len = 0;
+    for (int s = 0; s < slots; ++s) {
+      cu.push_back(cu.back() + int32_t(n_new[s]));
+      kv_start.push_back(int32_t(s * cap));
+      kv_len.push_back(int32_t(len0[s] + n_new[s]));
+      max_len = std::max(max_len, int(n_new[s]));
+    }
+    cuda::FlashAttnShape f;
+    f.tokens = T, f.n_seg = slots, f.max_seqlen = max_len;
+    f.n_heads = c.nh, f.n_kv_heads = c.nkv, f.head_dim = c.hd;
+    f.k_stride = f.v_stride = row;
+    f.scale = 1.0f / std::sqrt(float(c.hd)), f.window = c.window;
+    DeviceBuffer dkc = to_device(kc), dvc = to_device(vc), dq = to_device(q), dcu = to_device(cu),
+                 dks = to_device(kv_start), dkl = to_device(kv_len);
+    DeviceBuffer dout = poisoned_bf16(size_t(T * c.nh * c.hd)), dlse = poisoned_f32(size_t(T * c.nh));
+    cuda::launch_flash_attn_prefix_forward(bf16p(dq), bf16p(dkc), bf16p(dvc), dcu.as<int32_t>(), dks.as<int32_t>(),
+                                           dkl.as<int32_t>(), f, bf16p(dout), dlse.as<float>(), nullptr);
+    auto got = bf16_to_f32(from_device<uint16_t>(dout, size_t(T * c.nh * c.hd)));
+    std::vector<float> want(got.size());
+    auto qf = bf16_to_f32(q), kf = bf16_to_f32(kc), vf = bf16_to_f32(vc);
+    for (int s = 0; s < slots; ++s) {
+      const int64_t n = n_new[s], t0 = cu[size_t(s)];
+      ops::attention(Tensor(qf.data() + t0 * c.nh * c.hd, DType::F32, {n, c.nh, c.hd}),
+                     Tensor(kf.data() + s * cap * row, DType::F32, {cap, c.nkv, c.hd}),
+                     Tensor(vf.data() + s * cap * row, DType::F32, {cap, c.nkv, c.hd}), len0[s],
+                     Tensor(want.data() + t0 * c.nh * c.hd, DType::F32, {n, c.nh, c.hd}), f.scale, c.window, 0.0f);
+    }
+    expect_close(cat("flash prefix nh ", c.nh, " nkv ", c.nkv, " hd ", c.hd, " win ", c.window), got, want, 1e-2);
+  }
 }
 
 // The fused q/k norm + RoPE + cache append against the separate kernels it replaces

@@ -654,6 +654,17 @@ void launch_flash_attn_forward(const bf16* q, const bf16* k, const bf16* v, cons
   });
 }
 
+void launch_flash_attn_prefix_forward(const bf16* q, const bf16* k, const bf16* v, const int32_t* cu_seqlens,
+                                      const int32_t* kv_start, const int32_t* kv_len, const FlashAttnShape& s,
+                                      bf16* out, float* lse, cudaStream_t stream) {
+  check_flash_attn_shape(s);
+  BRISK_ASSERT(kv_start != nullptr && kv_len != nullptr, "flash prefix forward: kv_start and kv_len are required");
+  if (s.tokens == 0) return;
+  for (auto [ptr, name] : {std::pair<const void*, const char*>{q, "q"}, {k, "k"}, {v, "v"}, {out, "out"}})
+    check_aligned(ptr, name);
+  flash_mma::run_forward(q, k, v, cu_seqlens, with_resolved_strides(s), out, lse, stream, kv_start, kv_len);
+}
+
 size_t flash_attn_backward_scratch_bytes(const FlashAttnShape& s) {
   const size_t rows = size_t(s.tokens) * size_t(s.n_heads);
   return align_up(rows * sizeof(float), 256) + rows * size_t(s.head_dim) * sizeof(float);

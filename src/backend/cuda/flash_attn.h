@@ -43,6 +43,17 @@ void launch_flash_attn_forward(const __nv_bfloat16* q, const __nv_bfloat16* k, c
                                const int32_t* cu_seqlens, const FlashAttnShape& s, __nv_bfloat16* out, float* lse,
                                cudaStream_t stream, FlashAttnImpl impl = FlashAttnImpl::Mma);
 
+// Prefill against a KV cache (inference; the Mma kernels): segment i's queries are q rows
+// cu_seqlens[i] .. cu_seqlens[i + 1] - 1 and they are the LAST q_len_i = cu_seqlens[i + 1] -
+// cu_seqlens[i] positions of a key sequence of kv_len[i] >= q_len_i rows starting at row
+// kv_start[i] of k and v (rows k_stride / v_stride apart, e.g. one slot of a [slot][pos][kv_head]
+// [hd] cache). Query r of the segment is at position kv_len - q_len + r and sees keys up to it
+// (within the window). kv_start, kv_len: device int32 [n_seg]; s.tokens / max_seqlen / n_seg
+// describe the queries; the shape's k_stride / v_stride are the cache's row strides.
+void launch_flash_attn_prefix_forward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
+                                      const int32_t* cu_seqlens, const int32_t* kv_start, const int32_t* kv_len,
+                                      const FlashAttnShape& s, __nv_bfloat16* out, float* lse, cudaStream_t stream);
+
 // Scratch launch_flash_attn_backward needs: D = rowsum(dout * out) and the f32 dq accumulator.
 size_t flash_attn_backward_scratch_bytes(const FlashAttnShape& s);
 

@@ -165,7 +165,8 @@ template <int D> constexpr int kFwdMinBlocks = D <= 32 ? 2 : 1;
 template <int D>
 __global__ void __launch_bounds__(kFwdThreads, kFwdMinBlocks<D>)
     flash_fwd_mma_kernel(const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v,
-                         const int32_t* __restrict__ cu_seqlens, Params p, bf16* __restrict__ out,
+                         const int32_t* __restrict__ cu_seqlens, const int32_t* __restrict__ kv_start,
+                         const int32_t* __restrict__ kv_len, Params p, bf16* __restrict__ out,
                          float* __restrict__ lse) {
   using L = FwdSmem<D>;
   constexpr int kLd = L::kLd;
@@ -186,23 +187,29 @@ __global__ void __launch_bounds__(kFwdThreads, kFwdMinBlocks<D>)
   }
   const int q_first = qt * kFwdRows;
   if (q_first >= seg_len) return;
-  const int q_rows = min(kFwdRows, seg_len - q_first), last_q = q_first + q_rows - 1;
+  // Keys: the segment itself (training), or with kv_start/kv_len (prefill against a KV cache)
+  // kv_len rows from row kv_start, the queries being its last seg_len positions. Masks and tile
+  // bounds work in key positions; query row r is at position q_off + r.
+  const int k_len = kv_len ? kv_len[seg] : seg_len;
+  const int64_t k_begin = kv_start ? int64_t(kv_start[seg]) : seg_begin;
+  const int q_off = k_len - seg_len;
+  const int q_rows = min(kFwdRows, seg_len - q_first), last_q = q_off + q_first + q_rows - 1;
   const int kvh = h / p.group;
   const int warp = int(threadIdx.x) / kWarp, lane = int(threadIdx.x) % kWarp;
   const int g = lane / 4, t = lane % 4;
   const int r0 = warp * 16;  // the warp's rows r0 .. r0 + 15 of the tile
   // The warp's real query positions: wq_first .. wq_last (none when wq_first > wq_last).
-  const int wq_first = q_first + r0, wq_last = min(q_first + r0 + 15, last_q);
+  const int wq_first = q_off + q_first + r0, wq_last = min(q_off + q_first + r0 + 15, last_q);
 
   // Key tiles some query of the CTA sees: from the window start of the first query to the
   // diagonal of the last (keys > last_q are invisible, causal).
-  const int k_lo = p.window > 0 ? max(0, q_first - p.window + 1) : 0;
+  const int k_lo = p.window > 0 ? max(0, q_off + q_first - p.window + 1) : 0;
   const int kt_begin = k_lo / kFwdBN, kt_end = last_q / kFwdBN;  // inclusive
-  const bf16* k_head = k + seg_begin * p.k_stride + int64_t(kvh) * D;
-  const bf16* v_head = v + seg_begin * p.v_stride + int64_t(kvh) * D;
+  const bf16* k_head = k + k_begin * p.k_stride + int64_t(kvh) * D;
+  const bf16* v_head = v + k_begin * p.v_stride + int64_t(kvh) * D;
 
   auto load_kv = [&](int kt, int buf) {
-    const int k_first = kt * kFwdBN, rows = min(kFwdBN, seg_len - k_first);
+    const int k_first = kt * kFwdBN, rows = min(kFwdBN, k_len - k_first);
     load_tile_async<D, kFwdBN, kFwdThreads>(smem + L::kK + buf * kFwdBN * kLd, k_head + k_first * p.k_stride,
                                             p.k_stride, rows);
     load_tile_async<D, kFwdBN, kFwdThreads>(smem + L::kV + buf * kFwdBN * kLd, v_head + k_first * p.v_stride,
@@ -257,7 +264,7 @@ __global__ void __launch_bounds__(kFwdThreads, kFwdMinBlocks<D>)
 
     // Scale to log2 units; mask only where some element can be invisible: keys past the
     // segment end, keys after the warp's first query (causal), keys outside its window.
-    const bool need_mask = k_first + kFwdBN > seg_len || k_first + kFwdBN - 1 > wq_first ||
+    const bool need_mask = k_first + kFwdBN > k_len || k_first + kFwdBN - 1 > wq_first ||
                            (p.window > 0 && k_first <= wq_last - p.window);
 #pragma unroll
     for (int j = 0; j < kNT; ++j)
@@ -266,7 +273,7 @@ __global__ void __launch_bounds__(kFwdThreads, kFwdMinBlocks<D>)
         float x = s[j][e] * scale_log2;
         if (need_mask) {
           const int qpos = wq_first + g + (e / 2) * 8, kpos = k_first + j * 8 + 2 * t + e % 2;
-          if (!key_visible(qpos, kpos, seg_len, p.window)) x = -INFINITY;
+          if (!key_visible(qpos, kpos, k_len, p.window)) x = -INFINITY;
         }
         s[j][e] = x;
       }
@@ -328,7 +335,7 @@ __global__ void __launch_bounds__(kFwdThreads, kFwdMinBlocks<D>)
     const int qpos = wq_first + g + i * 8;
     if (qpos > wq_last) continue;
     const float inv = 1.0f / sum;
-    const int64_t row = (seg_begin + qpos) * p.n_heads + h;
+    const int64_t row = (seg_begin + qpos - q_off) * p.n_heads + h;
     bf16* orow = out + row * D;
 #pragma unroll
     for (int j = 0; j < kDT; ++j)
@@ -339,12 +346,12 @@ __global__ void __launch_bounds__(kFwdThreads, kFwdMinBlocks<D>)
 }
 
 template <int D>
-void run_forward_d(const bf16* q, const bf16* k, const bf16* v, const int32_t* cu, const FlashAttnShape& s, bf16* out,
-                   float* lse, cudaStream_t stream) {
+void run_forward_d(const bf16* q, const bf16* k, const bf16* v, const int32_t* cu, const int32_t* kv_start,
+                   const int32_t* kv_len, const FlashAttnShape& s, bf16* out, float* lse, cudaStream_t stream) {
   constexpr size_t smem = FwdSmem<D>::kBytes;
   BRISK_CUDA_CHECK(cudaFuncSetAttribute(flash_fwd_mma_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   const dim3 grid(unsigned(s.n_seg), unsigned(s.n_heads), unsigned(tiles_of(s.max_seqlen, kFwdRows)));
-  flash_fwd_mma_kernel<D><<<grid, kFwdThreads, smem, stream>>>(q, k, v, cu, params_of(s), out, lse);
+  flash_fwd_mma_kernel<D><<<grid, kFwdThreads, smem, stream>>>(q, k, v, cu, kv_start, kv_len, params_of(s), out, lse);
   check_launch("flash_fwd_mma_kernel");
 }
 
@@ -628,13 +635,14 @@ void run_backward_d(const bf16* q, const bf16* k, const bf16* v, const bf16* dou
 }  // namespace
 
 void run_forward(const bf16* q, const bf16* k, const bf16* v, const int32_t* cu_seqlens, const FlashAttnShape& s,
-                 bf16* out, float* lse, cudaStream_t stream) {
+                 bf16* out, float* lse, cudaStream_t stream, const int32_t* kv_start, const int32_t* kv_len) {
   BRISK_ASSERT(s.q_stride > 0 && s.k_stride > 0 && s.v_stride > 0, "flash_mma: strides must be resolved");
+  BRISK_ASSERT((kv_start == nullptr) == (kv_len == nullptr), "flash_mma: kv_start and kv_len go together");
   switch (s.head_dim) {
-    case 16: run_forward_d<16>(q, k, v, cu_seqlens, s, out, lse, stream); break;
-    case 32: run_forward_d<32>(q, k, v, cu_seqlens, s, out, lse, stream); break;
-    case 64: run_forward_d<64>(q, k, v, cu_seqlens, s, out, lse, stream); break;
-    case 128: run_forward_d<128>(q, k, v, cu_seqlens, s, out, lse, stream); break;
+    case 16: run_forward_d<16>(q, k, v, cu_seqlens, kv_start, kv_len, s, out, lse, stream); break;
+    case 32: run_forward_d<32>(q, k, v, cu_seqlens, kv_start, kv_len, s, out, lse, stream); break;
+    case 64: run_forward_d<64>(q, k, v, cu_seqlens, kv_start, kv_len, s, out, lse, stream); break;
+    case 128: run_forward_d<128>(q, k, v, cu_seqlens, kv_start, kv_len, s, out, lse, stream); break;
     default: BRISK_ASSERT(false, "flash_mma: head_dim ", s.head_dim, " passed the shape check");
   }
 }

@@ -14,9 +14,12 @@ namespace brisk::cuda::flash_mma {
 // to this are written as NaN (the TensorCores kernels round to 64).
 constexpr int kFwdRows = 128;
 
-// `s` has checked shape and resolved (non-zero) strides; pointers 16-byte aligned.
+// `s` has checked shape and resolved (non-zero) strides; pointers 16-byte aligned. kv_start /
+// kv_len (device [n_seg], both or neither): the keys of segment i are kv_len[i] rows from row
+// kv_start[i] of k/v and its queries are their last positions (launch_flash_attn_prefix_forward).
 void run_forward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, const int32_t* cu_seqlens,
-                 const FlashAttnShape& s, __nv_bfloat16* out, float* lse, cudaStream_t stream);
+                 const FlashAttnShape& s, __nv_bfloat16* out, float* lse, cudaStream_t stream,
+                 const int32_t* kv_start = nullptr, const int32_t* kv_len = nullptr);
 
 // Whether run_backward handles `s` (today: every checked shape); where it returns false the
 // launcher runs the TensorCores backward instead, so a gap here is slower, never wrong.

@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <set>
 #include <unordered_map>
 
@@ -29,6 +30,7 @@
 #include "backend/cuda/decode_ops.h"
 #include "backend/cuda/device_buffer.h"
 #include "backend/cuda/embedding.h"
+#include "backend/cuda/flash_attn.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/gemv.h"
 #include "backend/cuda/sampling.h"
@@ -41,6 +43,7 @@ namespace {
 
 constexpr int64_t kMaxTokens = 512;  // tokens per piece (activations are planned for this)
 static_assert(kMaxTokens >= 3, "a decode step writes q|k|v (qd + 2 kvd <= 3 qd) into the q buffer");
+constexpr int64_t kFlashMinTokens = 16;  // prefill: average tokens per sequence for the flash kernel
 constexpr int64_t kLogitRows = 64;   // logits rows per LM-head GEMM (f32 [64, V] on the device)
 
 struct Token {
@@ -75,7 +78,11 @@ class CudaDecoder final : public Decoder {
   // Runs the tokens through the layers, then calls on_rows(first_row, n_rows) after each group of
   // logits rows lands in logits_ (rows in token order).
   template <typename OnRows> void run(const std::vector<Token>& toks, OnRows on_rows);
-  void enqueue_layers(int64_t T);
+  // The segments of a piece for the prefill attention kernel (device arrays already uploaded).
+  struct FlashPiece {
+    int n_seg = 0, max_len = 0;
+  };
+  void enqueue_layers(int64_t T, const FlashPiece* flash = nullptr);
   bool has_lora(int64_t layer, Proj p) const;
   void normed_linear(const float* norm_w, const bf16* w, const bf16* bias, bf16* y, int64_t T, int64_t out,
                      bool write_xn);
@@ -103,6 +110,10 @@ class CudaDecoder final : public Decoder {
   int32_t *d_ids_ = nullptr, *d_slot_ = nullptr, *d_pos_ = nullptr, *d_rows_ = nullptr, *d_out_ids_ = nullptr,
           *d_pen_ids_ = nullptr, *d_pen_counts_ = nullptr;
   unsigned* attn_counters_ = nullptr;  // zeroed once; the attention kernel leaves them zero
+  // Prefill pieces through the flash kernel: per segment, q rows (cu), cache row and key count.
+  int32_t *d_cu_ = nullptr, *d_kv_start_ = nullptr, *d_kv_len_ = nullptr;
+  float* flash_lse_ = nullptr;
+  bool flash_prefill_ = false;  // head_dim one of the flash kernels' (BRISK_CUDA_FLASH_PREFILL=0: off)
   void* sample_ws_ = nullptr;
   size_t sample_ws_bytes_ = 0;
   int rope_n_freq_ = 0;
@@ -153,6 +164,8 @@ CudaDecoder::CudaDecoder(Model& model) : model_(model), cfg_(model.config()) {
   plan.add("up", DType::BF16, {T, I});
   plan.add("attention scratch", cuda::attention_decode_scratch_bytes(T, shape, 1));
   plan.add("attention counters", cuda::attention_decode_counter_bytes(T, shape));
+  plan.add("prefill segments", DType::I32, {3 * T + 1});
+  plan.add("prefill lse", DType::F32, {T, c.num_heads});
   plan.add("head rows", DType::BF16, {kLogitRows, H});
   plan.add("logits", DType::F32, {kLogitRows, V});
   plan.add("inv_freq", DType::F32, {std::max<int64_t>(1, rope.n_freq)});
@@ -173,6 +186,13 @@ CudaDecoder::CudaDecoder(Model& model) : model_(model), cfg_(model.config()) {
   attn_scratch_ = static_cast<float*>(act_.alloc(cuda::attention_decode_scratch_bytes(T, shape, 1)));
   attn_counters_ = static_cast<unsigned*>(act_.alloc(cuda::attention_decode_counter_bytes(T, shape)));
   BRISK_CUDA_CHECK(cudaMemset(attn_counters_, 0, cuda::attention_decode_counter_bytes(T, shape)));
+  d_cu_ = static_cast<int32_t*>(act_.alloc(size_t(3 * T + 1) * 4));
+  d_kv_start_ = d_cu_ + T + 1;
+  d_kv_len_ = d_kv_start_ + T;
+  flash_lse_ = static_cast<float*>(act_.alloc(size_t(T * c.num_heads) * 4));
+  const char* fp_env = std::getenv("BRISK_CUDA_FLASH_PREFILL");
+  flash_prefill_ = (c.head_dim == 16 || c.head_dim == 32 || c.head_dim == 64 || c.head_dim == 128) &&
+                   !(fp_env != nullptr && std::string(fp_env) == "0");
   head_rows_ = static_cast<bf16*>(act_.alloc(size_t(kLogitRows * H) * 2));
   logits_ = static_cast<float*>(act_.alloc(size_t(kLogitRows * V) * 4));
   inv_freq_ = static_cast<float*>(act_.alloc(size_t(std::max(1, rope.n_freq)) * 4));
@@ -304,7 +324,7 @@ void CudaDecoder::normed_linear(const float* norm_w, const bf16* w, const bf16* 
   linear(xn_, w, bias, y, false, T, out, H, false);
 }
 
-void CudaDecoder::enqueue_layers(int64_t T) {
+void CudaDecoder::enqueue_layers(int64_t T, const FlashPiece* flash) {
   const ModelConfig& c = cfg_;
   const int H = int(c.hidden_size), hd = int(c.head_dim), nh = int(c.num_heads), nkv = int(c.num_kv_heads);
   const int64_t I = c.intermediate_size, qd = int64_t(nh) * hd, kvd = int64_t(nkv) * hd;
@@ -339,8 +359,17 @@ void CudaDecoder::enqueue_layers(int64_t T) {
     const cuda::DecodeRope rope{inv_freq_, rope_n_freq_, rope_mscale_};
     cuda::launch_rope_kv_append(q_, k, v, c.qk_norm ? L.q_norm : nullptr, c.qk_norm ? L.k_norm : nullptr, eps, rope,
                                 d_slot_, d_pos_, kc, vc, T, s, stream_);
-    cuda::launch_attention_decode(q_, kc, vc, d_slot_, d_pos_, attn_, attn_scratch_, attn_counters_, T, s, splits,
-                                  stream_);
+    if (flash) {  // prefill: tensor-core flash attention of each segment over its slot's cache
+      cuda::FlashAttnShape f;
+      f.tokens = T, f.n_seg = flash->n_seg, f.max_seqlen = flash->max_len;
+      f.n_heads = nh, f.n_kv_heads = nkv, f.head_dim = hd;
+      f.k_stride = f.v_stride = kvd;  // cache rows
+      f.scale = s.scale, f.window = s.window;
+      cuda::launch_flash_attn_prefix_forward(q_, kc, vc, d_cu_, d_kv_start_, d_kv_len_, f, attn_, flash_lse_, stream_);
+    } else {
+      cuda::launch_attention_decode(q_, kc, vc, d_slot_, d_pos_, attn_, attn_scratch_, attn_counters_, T, s, splits,
+                                    stream_);
+    }
     linear(attn_, L.wo, L.bo, x_, true, T, H, qd, true);  // x += attn Wo^T (+ bo), in f32
     lora(l, Proj::O, attn_, x_, true, T);
 
@@ -472,7 +501,31 @@ template <typename OnRows> void CudaDecoder::run(const std::vector<Token>& toks,
       row_base += 1;
       continue;
     }
-    enqueue_layers(T);
+    // Prefill pieces (on average >= kFlashMinTokens tokens per sequence) take the flash kernel:
+    // each run of consecutive positions of one slot is a segment whose keys are the slot's cache
+    // rows up to its last position. Few tokens per sequence (batched decoding) stay on the
+    // decode kernel, which splits the context instead of tiling the queries.
+    std::vector<int32_t> cu{0}, kv_start, kv_len;
+    int max_len = 0;
+    for (size_t i = begin; i < end; ++i) {
+      const bool same = i > begin && toks[i].slot == toks[i - 1].slot && toks[i].pos == toks[i - 1].pos + 1;
+      if (!same && i > begin) cu.push_back(int32_t(i - begin));
+      if (!same) kv_start.push_back(int32_t(int64_t(toks[i].slot) * capacity_));
+      if (!same) kv_len.push_back(0);
+      kv_len.back() = toks[i].pos + 1;
+    }
+    cu.push_back(int32_t(T));
+    for (size_t j = 0; j + 1 < cu.size(); ++j) max_len = std::max(max_len, cu[j + 1] - cu[j]);
+    const int n_seg = int(kv_len.size());
+    if (flash_prefill_ && T >= kFlashMinTokens * n_seg) {
+      cuda::copy_to_device_async(d_cu_, cu.data(), cu.size() * 4, stream_);
+      cuda::copy_to_device_async(d_kv_start_, kv_start.data(), size_t(n_seg) * 4, stream_);
+      cuda::copy_to_device_async(d_kv_len_, kv_len.data(), size_t(n_seg) * 4, stream_);
+      const FlashPiece fp{n_seg, max_len};
+      enqueue_layers(T, &fp);
+    } else {
+      enqueue_layers(T);
+    }
     for (size_t r0 = 0; r0 < rows.size(); r0 += size_t(kLogitRows)) {
       const int64_t n = int64_t(std::min(rows.size() - r0, size_t(kLogitRows)));
       // The previous group's consumer (a copy or the sampler) is ordered before this upload.
