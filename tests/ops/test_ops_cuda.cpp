@@ -99,6 +99,37 @@ TEST(CudaOps, RmsnormBackward) {
     }
 }
 
+// Without dw (LoRA training) and with H a multiple of 8 the warp-per-row kernel runs: dx alone,
+// and dx plus a residual gradient written in place (dx_residual aliasing dx).
+TEST(CudaOps, RmsnormBackwardWithoutDw) {
+  BRISK_REQUIRE_CUDA_DEVICE();
+  Rng rng(103);
+  for (int64_t n : kRows)
+    for (int H : {8, 136, 2048, 4096, 130}) {  // 130: the block kernel (not a multiple of 8)
+      const float eps = 1e-5f, offset = (H % 16) ? 1.0f : 0.0f;
+      const size_t nx = size_t(n) * size_t(H);
+      auto x = random_bf16(rng, nx, -2.0f, 2.0f), dy = random_bf16(rng, nx, -1.0f, 1.0f),
+           res = random_bf16(rng, nx, -1.0f, 1.0f);
+      auto w = random_f32(rng, size_t(H), 0.5f, 1.5f);
+      auto xf = bf16_to_f32(x), dyf = bf16_to_f32(dy), resf = bf16_to_f32(res);
+      std::vector<float> want_dx(nx), dw(static_cast<size_t>(H));
+      ops::rmsnorm_backward(Tensor(xf.data(), DType::F32, {n, H}), Tensor(w.data(), DType::F32, {H}), eps, offset,
+                            Tensor(dyf.data(), DType::F32, {n, H}), Tensor(want_dx.data(), DType::F32, {n, H}),
+                            Tensor(dw.data(), DType::F32, {H}), false);
+      DeviceBuffer d_x = to_device(x), d_dy = to_device(dy), d_w = to_device(w), d_dx = poisoned_bf16(nx);
+      cuda::launch_rmsnorm_backward(bf16(d_x), d_w.as<float>(), bf16(d_dy), bf16(d_dx), nullptr, false, nullptr, n, H,
+                                    eps, offset, nullptr);
+      expect_close(dims("rmsnorm_backward dx, no dw", {n, H}), bf16_to_f32(from_device<uint16_t>(d_dx, nx)), want_dx,
+                   kTolBf16);
+      DeviceBuffer d_acc = to_device(res);  // dx written over the residual gradient it adds
+      cuda::launch_rmsnorm_backward(bf16(d_x), d_w.as<float>(), bf16(d_dy), bf16(d_acc), nullptr, false, nullptr, n,
+                                    H, eps, offset, nullptr, bf16(d_acc));
+      for (size_t i = 0; i < nx; ++i) want_dx[i] += resf[i];
+      expect_close(dims("rmsnorm_backward dx + residual in place", {n, H}),
+                   bf16_to_f32(from_device<uint16_t>(d_acc, nx)), want_dx, kTolBf16);
+    }
+}
+
 const int64_t kElementCounts[] = {1, 3, 17, 127, 130, 4096, 130 * 4096 + 3};
 
 TEST(CudaOps, Swiglu) {
