@@ -3,6 +3,8 @@
 #include <sys/resource.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <memory>
 #include <filesystem>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -15,7 +17,10 @@
 #include "model/train_model.h"
 #include "train/optimizer.h"
 #ifdef BRISK_HAVE_CUDA
+#include "backend/cuda/device_info.h"
 #include "train/cuda/cuda_train_bench.h"
+#include "train/dist/communicator.h"
+#include "train/dist/launcher.h"
 #endif
 
 namespace {
@@ -23,7 +28,7 @@ brisk::cli::Registrar reg("bench train", "Training tokens/s and peak memory (LoR
   struct Args {
     std::string arch = "llama", preset = "tiny", device = "cpu", recompute = "none", method = "lora";
     int64_t batch = 2, seq = 256, vocab = 128256, steps = 3;
-    int lora_r = 16;
+    int lora_r = 16, gpus = 1;
   };
   auto a = std::make_shared<Args>();
   app.add_option("--arch", a->arch, "llama, mistral, qwen2 or qwen3")->default_val("llama");
@@ -36,6 +41,8 @@ brisk::cli::Registrar reg("bench train", "Training tokens/s and peak memory (LoR
   app.add_option("--steps", a->steps, "Timed steps (after one warm-up step)")->default_val(3);
   app.add_option("--recompute", a->recompute, "none, selective or full")->default_val("none");
   app.add_option("--device", a->device, "cpu or cuda")->default_val("cpu");
+  app.add_option("--gpus", a->gpus, "cuda: data parallel over N GPUs of this host (one worker each, NCCL)")
+      ->default_val(1);
   return [a]() -> int {
     using namespace brisk;
     using clock = std::chrono::steady_clock;
@@ -59,7 +66,27 @@ brisk::cli::Registrar reg("bench train", "Training tokens/s and peak memory (LoR
       ca.batch = a->batch;
       ca.seq = a->seq;
       ca.steps = a->steps;
+      // --gpus N: the launcher re-runs this command once per GPU (as `brisk train --gpus`); a
+      // worker finds its rank in the environment and rank 0 prints the result.
+      std::unique_ptr<train::Communicator> comm;
+      const char* worker_backend = std::getenv("BRISK_DP_BACKEND");
+      if (worker_backend && *worker_backend && std::getenv("BRISK_WORLD_SIZE")) {
+        comm = train::make_communicator(worker_backend, train::dist_env_from_environment());
+        ca.comm = comm.get();
+      } else if (a->gpus > 1) {
+        const int visible = int(cuda::list_devices().size());
+        BRISK_CHECK(a->gpus <= visible, "--gpus ", a->gpus, ": only ", visible, " GPU", visible == 1 ? "" : "s",
+                    " visible on this host");
+        train::LaunchOptions lo;
+        lo.nproc_per_node = a->gpus;
+        lo.backend = "nccl";
+        lo.one_gpu_per_worker = true;
+        std::vector<std::string> argv = {"brisk"};
+        for (const std::string& s : train::this_process_arguments()) argv.push_back(s);
+        return train::launch_workers(lo, argv);
+      }
       nlohmann::json j = train::run_cuda_train_bench(ca);
+      if (comm && comm->rank() != 0) return 0;
       j["arch"] = a->arch;
       j["preset"] = a->preset;
       j["params"] = parameter_count(ca.model);
@@ -69,6 +96,7 @@ brisk::cli::Registrar reg("bench train", "Training tokens/s and peak memory (LoR
       throw Error("--device cuda: this brisk was built without CUDA (CPU-only build)");
 #endif
     }
+    BRISK_CHECK(a->gpus == 1, "--gpus: data-parallel benchmarks run with --device cuda");
     char tmpl[] = "/tmp/brisk-bench-XXXXXX";
     BRISK_CHECK(::mkdtemp(tmpl) != nullptr, "cannot create a temporary folder");
     std::string dir = std::string(tmpl) + "/model";

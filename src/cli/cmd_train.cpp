@@ -20,20 +20,6 @@
 
 namespace {
 
-// This process's command line after argv[0] (the workers get the same one).
-std::vector<std::string> own_arguments() {
-  std::string raw = brisk::read_file("/proc/self/cmdline");
-  std::vector<std::string> args;
-  for (size_t p = 0; p < raw.size();) {
-    size_t z = raw.find('\0', p);
-    if (z == std::string::npos) z = raw.size();
-    args.push_back(raw.substr(p, z - p));
-    p = z + 1;
-  }
-  if (!args.empty()) args.erase(args.begin());
-  return args;
-}
-
 int visible_gpu_count() {
 #ifdef BRISK_HAVE_CUDA
   return int(brisk::cuda::list_devices().size());
@@ -117,7 +103,7 @@ brisk::cli::Registrar reg("train", "Fine-tune a model (LoRA or full) from a YAML
         a->launch.nproc_per_node = std::max(n, 1);
         a->launch.backend = backend;
         std::vector<std::string> argv = {"brisk"};
-        for (const std::string& s : own_arguments()) argv.push_back(s);
+        for (const std::string& s : brisk::train::this_process_arguments()) argv.push_back(s);
         return launch_workers(a->launch, argv);
       }
       // One process: the same training loop with a LocalCommunicator.

@@ -74,3 +74,18 @@ TEST(TrainCli, AdapterForAnotherBaseModelIsRefused) {
 
 }  // namespace
 }  // namespace brisk
+
+namespace brisk {
+namespace {
+// `brisk bench train --gpus N`: data parallel only on the GPU, and never more workers than GPUs.
+TEST(TrainCli, BenchTrainGpusIsCheckedBeforeAnythingStarts) {
+  std::string out;
+  EXPECT_NE(testing::run_command(cat(BRISK_BINARY, " bench train --gpus 2 2>&1"), &out), 0);
+  EXPECT_NE(out.find("--gpus: data-parallel benchmarks run with --device cuda"), std::string::npos) << out;
+  out.clear();
+  EXPECT_NE(testing::run_command(cat(BRISK_BINARY, " bench train --device cuda --gpus 64 2>&1"), &out), 0);
+  EXPECT_TRUE(out.find("--gpus 64: only ") != std::string::npos || out.find("without CUDA") != std::string::npos)
+      << out;
+}
+}  // namespace
+}  // namespace brisk

@@ -7,6 +7,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "core/rng.h"
 #include "model/cuda/cuda_train_model.h"
+#include "train/dist/communicator.h"
 #include "train/optimizer.h"
 
 namespace brisk::train {
@@ -46,13 +47,18 @@ nlohmann::json run_cuda_train_bench(const CudaTrainBenchArgs& a) {
                                     : cuda::CudaTrainModel(c, a.lora, a.recompute, T, 1);
   const size_t used_alloc = cuda::CudaTrainModel::device_used_bytes();
 
-  TokenBatch b = random_token_batch(c.vocab_size, a.batch, a.seq, 5);
+  const int world = a.comm ? a.comm->size() : 1, rank = a.comm ? a.comm->rank() : 0;
+  TokenBatch b = random_token_batch(c.vocab_size, a.batch, a.seq, 5 + uint64_t(rank));
   const float scale = 1.0f / float(b.label_count());
   size_t peak = used_alloc;
   double loss = 0;
   auto step = [&] {
     loss = gpu.forward_backward(b, scale, 1) * double(scale);
     peak = std::max(peak, cuda::CudaTrainModel::device_used_bytes());
+    if (a.comm) {  // as train/dist/data_parallel.cpp: the backward's writes, then one all-reduce
+      gpu.synchronize();
+      a.comm->all_reduce_sum(gpu.grad_arena(), gpu.grad_arena_floats());
+    }
     gpu.clip_grad_norm(1.0);
     gpu.optimizer_step({1e-4, 0.9, 0.999, 1e-8, 0.0});
   };
@@ -64,7 +70,7 @@ nlohmann::json run_cuda_train_bench(const CudaTrainBenchArgs& a) {
   const double dt = std::chrono::duration<double>(clock::now() - t0).count() / double(a.steps);
   peak = std::max(peak, cuda::CudaTrainModel::device_used_bytes());
 
-  const double tps = double(T) / dt;
+  const double tps = double(T) * double(world) / dt;
   const double flops = a.full ? full_train_flops_per_token(c, a.seq) : lora_train_flops_per_token(c, a.lora, a.seq);
   const double gib = double(1ull << 30);
   const double plan = double(gpu.plan().total());
@@ -76,8 +82,10 @@ nlohmann::json run_cuda_train_bench(const CudaTrainBenchArgs& a) {
   const char* rc = a.recompute == Recompute::None ? "none" : a.recompute == Recompute::Selective ? "selective" : "full";
   return {{"bench", "train"}, {"device", "cuda"}, {"gpu", prop.name}, {"batch", a.batch}, {"seq", a.seq},
           {"method", a.full ? "full" : "lora"}, {"lora_r", a.full ? 0 : a.lora.r}, {"recompute", rc}, {"step_s", dt}, {"tokens_per_s", tps},
-          {"tflops", tps * flops / 1e12}, {"flops_per_token", flops}, {"loss", loss},
-          {"peak_gib", measured / gib}, {"plan_gib", plan / gib}, {"peak_over_plan", measured / plan}};
+          {"tflops", tps / double(world) * flops / 1e12},  // per GPU
+          {"flops_per_token", flops}, {"loss", loss},
+          {"peak_gib", measured / gib}, {"plan_gib", plan / gib}, {"peak_over_plan", measured / plan},
+          {"gpus", world}, {"tokens_per_s_per_gpu", tps / double(world)}};
 }
 
 }  // namespace brisk::train

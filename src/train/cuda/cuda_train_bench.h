@@ -10,12 +10,18 @@
 
 namespace brisk::train {
 
+class Communicator;
+
 struct CudaTrainBenchArgs {
   ModelConfig model;
   LoraSpec lora;
   bool full = false;  // full fine-tuning (lora is ignored)
   Recompute recompute = Recompute::None;
   int64_t batch = 2, seq = 2048, steps = 5;
+  // Data parallel (`brisk bench train --gpus N`): this rank's communicator (NCCL). Each rank
+  // trains its own batch of batch x seq tokens; the gradients are summed after every backward
+  // (the trainer's all-reduce of the gradient arena); tokens/s counts all ranks.
+  Communicator* comm = nullptr;
 };
 
 // Model FLOPs per trained token (what "achieved TFLOP/s" counts; recomputation not counted):

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "core/fs.h"
 #include "core/log.h"
 
 namespace brisk::train {
@@ -145,6 +146,19 @@ int launch_workers(const LaunchOptions& o, const std::vector<std::string>& argv)
   BRISK_CHECK(failure.empty(), "data-parallel training failed: ", failure, "; stopped the other ranks");
   if (forwarded != 0 && common_status == 0) common_status = 130;
   return common_status;
+}
+
+std::vector<std::string> this_process_arguments() {
+  std::string raw = read_file("/proc/self/cmdline");
+  std::vector<std::string> args;
+  for (size_t p = 0; p < raw.size();) {
+    size_t z = raw.find('\0', p);
+    if (z == std::string::npos) z = raw.size();
+    args.push_back(raw.substr(p, z - p));
+    p = z + 1;
+  }
+  if (!args.empty()) args.erase(args.begin());
+  return args;
 }
 
 }  // namespace brisk::train

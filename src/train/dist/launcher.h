@@ -25,6 +25,10 @@ struct LaunchOptions {
 // brisk::Error naming the first rank that failed otherwise.
 int launch_workers(const LaunchOptions& o, const std::vector<std::string>& argv);
 
+// This process's command line after argv[0] (/proc/self/cmdline): what the launching command
+// passes on to its workers.
+std::vector<std::string> this_process_arguments();
+
 // Environment of the worker with this local rank (exposed for tests).
 std::vector<std::pair<std::string, std::string>> worker_environment(const LaunchOptions& o, int local_rank,
                                                                     const char* parent_visible_devices);
