@@ -1,8 +1,15 @@
 #include "common/test_util.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <filesystem>
-#include <sys/wait.h>
+
+#include "core/error.h"
 
 namespace brisk::testing {
 
@@ -15,6 +22,21 @@ int run_command(const std::string& cmd, std::string* out) {
     if (out) out->append(buf, n);
   int st = ::pclose(p);
   return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+int free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    if (fd >= 0) ::close(fd);
+    throw Error("cannot find a free TCP port");
+  }
+  ::close(fd);
+  return ntohs(a.sin_port);
 }
 
 TempDir::TempDir() {

@@ -37,6 +37,10 @@ inline std::string brisk_binary() {
 // Runs a shell command, returns its exit status; stdout captured into *out when given.
 int run_command(const std::string& cmd, std::string* out = nullptr);
 
+// A loopback TCP port no one listens on now: the kernel picks it (bind to port 0), so parallel
+// test processes never collide.
+int free_port();
+
 // A fresh temporary directory, removed at destruction.
 struct TempDir {
   std::string path;

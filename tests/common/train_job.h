@@ -58,19 +58,23 @@ struct Job {
     c.device = "cpu";  // the GPU tests (tests/ops) set cuda explicitly
     return c;
   }
-  std::vector<json> metrics() const {
-    std::vector<json> out_lines;
-    std::string s = read_file(out + "/metrics.jsonl");
-    size_t p = 0;
-    while (p < s.size()) {
-      size_t nl = s.find('\n', p);
-      json j = json::parse(s.substr(p, nl - p));
-      if (j.contains("loss")) out_lines.push_back(j);
-      p = nl + 1;
-    }
-    return out_lines;
-  }
+  std::vector<json> metrics() const;
 };
+
+// The step lines (those with a loss) of a run's metrics.jsonl in output folder `out`.
+inline std::vector<json> step_metrics(const std::string& out) {
+  std::vector<json> lines;
+  std::string s = read_file(out + "/metrics.jsonl");
+  for (size_t p = 0; p < s.size();) {
+    size_t nl = s.find('\n', p);
+    json j = json::parse(s.substr(p, nl - p));
+    if (j.contains("loss")) lines.push_back(j);
+    p = nl + 1;
+  }
+  return lines;
+}
+
+inline std::vector<json> Job::metrics() const { return step_metrics(out); }
 
 inline train::TrainerOptions quiet() {
   train::TrainerOptions o;

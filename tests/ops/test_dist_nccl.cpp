@@ -19,18 +19,6 @@ namespace {
 
 using nlohmann::json;
 
-std::vector<json> metrics_of(const std::string& out) {
-  std::vector<json> lines;
-  std::string s = read_file(out + "/metrics.jsonl");
-  for (size_t p = 0; p < s.size();) {
-    size_t nl = s.find('\n', p);
-    json j = json::parse(s.substr(p, nl - p));
-    if (j.contains("loss")) lines.push_back(j);
-    p = nl + 1;
-  }
-  return lines;
-}
-
 // Trains cfg (with grad_accum) through the CLI; returns the metrics.
 std::vector<json> train_cli(const testing::Job& job, train::TrainConfig c, const std::string& name, int64_t grad_accum,
                             const std::string& extra) {
@@ -42,7 +30,7 @@ std::vector<json> train_cli(const testing::Job& job, train::TrainConfig c, const
   int rc = testing::run_command(testing::brisk_binary() + " train " + cfg + " --quiet " + extra + " 2>&1", &log);
   EXPECT_EQ(rc, 0) << log;
   std::printf("%s", log.c_str());
-  return rc == 0 ? metrics_of(c.output_dir) : std::vector<json>{};
+  return rc == 0 ? testing::step_metrics(c.output_dir) : std::vector<json>{};
 }
 
 void expect_close_curves(const std::vector<json>& a, const std::vector<json>& b, const char* what) {

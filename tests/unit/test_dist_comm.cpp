@@ -1,16 +1,13 @@
 // Data-parallel building blocks on the CPU: the shards of a global batch, the TCP star and
 // communicator (ranks as threads of this process), ZeRO-1's owner assignment, and the
 // launcher's worker environment.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <random>
 #include <thread>
 
+#include "common/test_util.h"
 #include "core/error.h"
 #include "train/dist/communicator.h"
 #include "train/dist/data_parallel.h"
@@ -19,21 +16,6 @@
 
 namespace brisk::train {
 namespace {
-
-// A port no one listens on now: the kernel picks it (bind to port 0), so parallel test
-// processes never collide.
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
-    throw Error("cannot find a free TCP port");
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
 
 TEST(DistShards, DisjointAndTheirUnionIsTheBatch) {
   std::mt19937 rng(7);
@@ -94,7 +76,7 @@ TEST(DistTcp, AllReduceBroadcastBarrier) {
   std::vector<std::vector<float>> out(world);
   std::vector<std::vector<double>> out64(world);
   std::vector<std::vector<char>> bc(world, std::vector<char>(777, 0));
-  run_ranks(world, free_port(), [&](Communicator& c) {
+  run_ranks(world, testing::free_port(), [&](Communicator& c) {
     ASSERT_EQ(c.size(), world);
     out[size_t(c.rank())] = in[size_t(c.rank())];
     c.all_reduce_sum(out[size_t(c.rank())].data(), n);
@@ -122,7 +104,7 @@ TEST(DistTcp, AllReduceBroadcastBarrier) {
 
 TEST(DistTcp, MissingRankIsAClearError) {
   DistEnv e;
-  e.rank = 0, e.world_size = 2, e.master_port = free_port(), e.timeout_s = 1;
+  e.rank = 0, e.world_size = 2, e.master_port = testing::free_port(), e.timeout_s = 1;
   try {
     make_communicator("tcp", e);
     FAIL() << "no error";
@@ -139,7 +121,7 @@ TEST(DistTcp, MissingRankIsAClearError) {
 }
 
 TEST(DistTcp, PeerThatExitsIsNamed) {
-  const int port = free_port();
+  const int port = testing::free_port();
   std::string err;
   std::thread t0([&] {
     try {
@@ -162,7 +144,7 @@ TEST(DistTcp, PeerThatExitsIsNamed) {
 }
 
 TEST(DistTcp, PeerThatHangsTimesOut) {
-  const int port = free_port();
+  const int port = testing::free_port();
   std::string err;
   std::thread t0([&] {
     try {

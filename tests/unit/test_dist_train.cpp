@@ -11,11 +11,8 @@
 // Also: the same under mpirun (OpenMPI), ZeRO-1 equal to plain data parallelism bit for bit,
 // resume with another number of ranks, and a killed worker stopping the run with a message
 // naming it while the last checkpoint stays intact.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -37,34 +34,6 @@ namespace {
 using nlohmann::json;
 using testing::Job;
 
-// A port no one listens on now: the kernel picks it (bind to port 0), so parallel test
-// processes never collide.
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
-    throw Error("cannot find a free TCP port");
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
-// metrics.jsonl's step lines (Job::metrics reads only the Job's own output folder).
-std::vector<json> metrics_of(const std::string& out) {
-  std::vector<json> lines;
-  std::string s = read_file(out + "/metrics.jsonl");
-  for (size_t p = 0; p < s.size();) {
-    size_t nl = s.find('\n', p);
-    json j = json::parse(s.substr(p, nl - p));
-    if (j.contains("loss")) lines.push_back(j);
-    p = nl + 1;
-  }
-  return lines;
-}
-
 std::string write_config(const Job& job, const train::TrainConfig& c, const std::string& name) {
   std::string path = job.dir.path + "/" + name + ".json";
   write_file_atomic(path, train::to_json(c).dump(2));
@@ -76,7 +45,7 @@ int brisk_train(const std::string& cfg, const std::string& extra, std::string* l
   return testing::run_command(testing::brisk_binary() + " train " + cfg + " --quiet " + extra + " 2>&1", log);
 }
 
-std::string tcp_ranks(int n) { return "--nproc-per-node " + std::to_string(n) + " --master-port " + std::to_string(free_port()); }
+std::string tcp_ranks(int n) { return "--nproc-per-node " + std::to_string(n) + " --master-port " + std::to_string(testing::free_port()); }
 
 bool have_mpirun() { return testing::run_command("command -v mpirun >/dev/null 2>&1") == 0; }
 
@@ -135,14 +104,14 @@ TEST(DistTrain, TwoRanksMatchOneProcessBitForBit) {
   ASSERT_EQ(brisk_train(write_config(job, c1, "one"), "", &log), 0) << log;
   auto c2 = base_config(job, "two", 2, 2);
   ASSERT_EQ(brisk_train(write_config(job, c2, "two"), tcp_ranks(2) + " --replica-check-steps 1", &log), 0) << log;
-  expect_same_curve(metrics_of(c2.output_dir), metrics_of(c1.output_dir), 0.0);
+  expect_same_curve(testing::step_metrics(c2.output_dir), testing::step_metrics(c1.output_dir), 0.0);
   double d = max_abs_diff(c1.output_dir + "/adapter_model.safetensors", c2.output_dir + "/adapter_model.safetensors");
   std::printf("[dp adapter] max |2 ranks - 1 process| = %.3g\n", d);
   EXPECT_EQ(d, 0.0);
   // Training moved (the comparison is not between two untouched initialisations).
-  auto m = metrics_of(c1.output_dir);
+  auto m = testing::step_metrics(c1.output_dir);
   EXPECT_LT(m.back()["loss"].get<double>(), 0.9 * m.front()["loss"].get<double>());
-  EXPECT_EQ(metrics_of(c2.output_dir).size(), 5u);  // rank 0 alone writes metrics
+  EXPECT_EQ(testing::step_metrics(c2.output_dir).size(), 5u);  // rank 0 alone writes metrics
 }
 
 TEST(DistTrain, SeveralMicroBatchesPerRankDifferOnlyByRounding) {
@@ -152,7 +121,7 @@ TEST(DistTrain, SeveralMicroBatchesPerRankDifferOnlyByRounding) {
   ASSERT_EQ(brisk_train(write_config(job, c1, "one"), "", &log), 0) << log;
   auto c2 = base_config(job, "two", 4, 2);
   ASSERT_EQ(brisk_train(write_config(job, c2, "two"), tcp_ranks(2), &log), 0) << log;
-  auto m1 = metrics_of(c1.output_dir), m2 = metrics_of(c2.output_dir);
+  auto m1 = testing::step_metrics(c1.output_dir), m2 = testing::step_metrics(c2.output_dir);
   ASSERT_EQ(m1.size(), 5u);
   ASSERT_EQ(m2.size(), 5u);
   EXPECT_EQ(m2[0]["loss"].get<double>(), m1[0]["loss"].get<double>());  // no update yet: same sum of losses
@@ -172,7 +141,7 @@ TEST(DistTrain, MpiRanksMatchOneProcess) {
   std::string cmd = "mpirun --oversubscribe --allow-run-as-root --bind-to none -np 2 " + testing::brisk_binary() + " train " +
                     write_config(job, c2, "mpi") + " --quiet --dp-backend mpi 2>&1";
   ASSERT_EQ(testing::run_command(cmd, &log), 0) << log;
-  expect_same_curve(metrics_of(c2.output_dir), metrics_of(c1.output_dir), 0.0);
+  expect_same_curve(testing::step_metrics(c2.output_dir), testing::step_metrics(c1.output_dir), 0.0);
   double d = max_abs_diff(c1.output_dir + "/adapter_model.safetensors", c2.output_dir + "/adapter_model.safetensors");
   std::printf("[dp adapter, mpi] max |2 ranks - 1 process| = %.3g\n", d);
   EXPECT_EQ(d, 0.0);
@@ -236,7 +205,7 @@ TEST(DistTrain, ResumesWithAnotherNumberOfRanks) {
     }
     ASSERT_EQ(brisk_train(cfg_b, (k.then_ranks > 1 ? tcp_ranks(k.then_ranks) : std::string()) + " --resume", &log), 0)
         << log;
-    expect_same_curve(metrics_of(a.output_dir), metrics_of(straight.output_dir), 0.0);
+    expect_same_curve(testing::step_metrics(a.output_dir), testing::step_metrics(straight.output_dir), 0.0);
     double d = max_abs_diff(straight.output_dir + "/adapter_model.safetensors", a.output_dir + "/adapter_model.safetensors");
     std::printf("[dp resume %s] max |adapter - straight run| = %.3g\n", k.name, d);
     EXPECT_EQ(d, 0.0);
