@@ -142,10 +142,42 @@ json usage_json(const GenerationEvent& ev) {
           {"total_tokens", ev.prompt_tokens + ev.completion_tokens}};
 }
 
-class ChatFormatter : public SseFormatter {
+// What the chat and legacy completion streams share: the chunk envelope (id, object, created,
+// model), the optional usage chunk and the closing [DONE], and the error event.
+class OpenAiStreamFormatter : public SseFormatter {
+ public:
+  OpenAiStreamFormatter(const char* object, const char* id_prefix, std::string model, bool include_usage)
+      : object_(object), id_(new_request_id(id_prefix)), model_(std::move(model)), include_usage_(include_usage) {}
+  std::string error(const std::string& message) override {
+    return sse_data(openai_error_body(HttpError(500, message)).dump()) + sse_data("[DONE]");
+  }
+
+ protected:
+  json base() const { return {{"id", id_}, {"object", object_}, {"created", created_}, {"model", model_}}; }
+  // The choices-free usage chunk (when the client asked for it) and [DONE].
+  std::string stream_end(const GenerationEvent& ev) const {
+    std::string out;
+    if (include_usage_) {
+      json u = base();
+      u["choices"] = json::array();
+      u["usage"] = usage_json(ev);
+      out += sse_data(u.dump());
+    }
+    return out + sse_data("[DONE]");
+  }
+  static std::string chunk_data(const json& c) { return sse_data(c.dump(-1, ' ', false, json::error_handler_t::replace)); }
+
+  const char* object_;
+  std::string id_;
+  int64_t created_ = unix_now();
+  std::string model_;
+  bool include_usage_;
+};
+
+class ChatFormatter : public OpenAiStreamFormatter {
  public:
   ChatFormatter(std::string model, bool tools, bool include_usage)
-      : model_(std::move(model)), reply_(tools), include_usage_(include_usage) {}
+      : OpenAiStreamFormatter("chat.completion.chunk", "chatcmpl-", std::move(model), include_usage), reply_(tools) {}
   std::string begin() override { return chunk({{"role", "assistant"}, {"content", ""}}, nullptr); }
   std::string text(const std::string& piece) override {
     std::string t = reply_.push(piece);
@@ -161,33 +193,17 @@ class ChatFormatter : public SseFormatter {
       reason = "tool_calls";
     }
     out += chunk(json::object(), reason);
-    if (include_usage_) {
-      json u = base();
-      u["choices"] = json::array();
-      u["usage"] = usage_json(ev);
-      out += sse_data(u.dump());
-    }
-    return out + sse_data("[DONE]");
-  }
-  std::string error(const std::string& message) override {
-    return sse_data(openai_error_body(HttpError(500, message)).dump()) + sse_data("[DONE]");
+    return out + stream_end(ev);
   }
 
  private:
-  json base() const {
-    return {{"id", id_}, {"object", "chat.completion.chunk"}, {"created", created_}, {"model", model_}};
-  }
   std::string chunk(json delta, const json& finish_reason) const {
     json c = base();
     c["choices"] = json::array({{{"index", 0}, {"delta", std::move(delta)}, {"logprobs", nullptr}, {"finish_reason", finish_reason}}});
     if (include_usage_) c["usage"] = nullptr;
-    return sse_data(c.dump(-1, ' ', false, json::error_handler_t::replace));
+    return chunk_data(c);
   }
-  std::string id_ = new_request_id("chatcmpl-");
-  int64_t created_ = unix_now();
-  std::string model_;
   ReplyText reply_;
-  bool include_usage_;
 };
 
 json chat_response(const std::string& model, const std::string& text, const GenerationEvent& ev, bool tools) {
@@ -210,37 +226,21 @@ json chat_response(const std::string& model, const std::string& text, const Gene
 // ---------------------------------------------------------------------------------------------
 // OpenAI legacy completions
 
-class CompletionFormatter : public SseFormatter {
+class CompletionFormatter : public OpenAiStreamFormatter {
  public:
   CompletionFormatter(std::string model, std::string echo, bool include_usage)
-      : model_(std::move(model)), echo_(std::move(echo)), include_usage_(include_usage) {}
+      : OpenAiStreamFormatter("text_completion", "cmpl-", std::move(model), include_usage), echo_(std::move(echo)) {}
   std::string begin() override { return echo_.empty() ? "" : chunk(echo_, nullptr); }
   std::string text(const std::string& piece) override { return chunk(piece, nullptr); }
-  std::string done(const GenerationEvent& ev) override {
-    std::string out = chunk("", ev.finish_reason);
-    if (include_usage_) {
-      json u = base();
-      u["choices"] = json::array();
-      u["usage"] = usage_json(ev);
-      out += sse_data(u.dump());
-    }
-    return out + sse_data("[DONE]");
-  }
-  std::string error(const std::string& message) override {
-    return sse_data(openai_error_body(HttpError(500, message)).dump()) + sse_data("[DONE]");
-  }
+  std::string done(const GenerationEvent& ev) override { return chunk("", ev.finish_reason) + stream_end(ev); }
 
  private:
-  json base() const { return {{"id", id_}, {"object", "text_completion"}, {"created", created_}, {"model", model_}}; }
   std::string chunk(const std::string& text, const json& finish_reason) const {
     json c = base();
     c["choices"] = json::array({{{"index", 0}, {"text", text}, {"logprobs", nullptr}, {"finish_reason", finish_reason}}});
-    return sse_data(c.dump(-1, ' ', false, json::error_handler_t::replace));
+    return chunk_data(c);
   }
-  std::string id_ = new_request_id("cmpl-");
-  int64_t created_ = unix_now();
-  std::string model_, echo_;
-  bool include_usage_;
+  std::string echo_;
 };
 
 // ---------------------------------------------------------------------------------------------
