@@ -11,4 +11,14 @@ void assert_fail(const char* expr, const char* file, int line, const std::string
   std::abort();
 }
 
+std::string exception_message(std::exception_ptr ep) {
+  try {
+    std::rethrow_exception(ep);
+  } catch (const std::exception& e) {
+    return e.what();
+  } catch (...) {
+  }
+  return "unknown exception";
+}
+
 }  // namespace brisk

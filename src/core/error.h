@@ -2,6 +2,7 @@
 // bad config). Messages carry context (file, tensor name, line) and are printed as one line by
 // the CLI. Invariants that user input cannot break use BRISK_ASSERT instead.
 #pragma once
+#include <exception>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -31,6 +32,10 @@ auto with_context(const std::string& context, Fn&& fn) -> decltype(fn()) {
     throw Error(context + ": " + e.what());
   }
 }
+
+// The message of an exception held in a std::exception_ptr (e.g. an HTTP server's exception
+// handler argument): what() of a std::exception, "unknown exception" for anything else.
+std::string exception_message(std::exception_ptr ep);
 
 [[noreturn]] void assert_fail(const char* expr, const char* file, int line, const std::string& msg);
 

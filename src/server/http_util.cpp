@@ -176,14 +176,7 @@ void install_common_handlers(httplib::Server& svr, size_t max_body_bytes) {
     return httplib::Server::HandlerResponse::Handled;
   }));
   svr.set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
-    std::string what = "unknown exception";
-    try {
-      std::rethrow_exception(ep);
-    } catch (const std::exception& e) {
-      what = e.what();
-    } catch (...) {
-    }
-    log_error("unhandled exception in ", req.method, " ", req.path, ": ", what);
+    log_error("unhandled exception in ", req.method, " ", req.path, ": ", exception_message(ep));
     send_error(res, HttpError(500, "internal server error"), error_style_for_path(req.path));
   });
   svr.set_logger([](const httplib::Request& req, const httplib::Response& res) { log_info(access_log_line(req, res)); });

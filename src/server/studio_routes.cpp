@@ -7,6 +7,7 @@
 #include <sstream>
 #include <thread>
 
+#include "core/error.h"
 #include "core/log.h"
 #include "train/train_config.h"
 #ifdef BRISK_HAVE_CUDA
@@ -244,14 +245,7 @@ void StudioRoutes::mount(httplib::Server& server) {
     return httplib::Server::HandlerResponse::Handled;
   }));
   server.set_exception_handler([](const Request& req, Response& res, std::exception_ptr ep) {
-    std::string what = "unknown exception";
-    try {
-      std::rethrow_exception(ep);
-    } catch (const std::exception& e) {
-      what = e.what();
-    } catch (...) {
-    }
-    log_error("studio: ", req.method, " ", req.path, ": ", what);
+    log_error("studio: ", req.method, " ", req.path, ": ", exception_message(ep));
     send_json_error(res, 500, "server_error", "internal_error", "internal server error (see the server log)");
   });
   // Method, path (without the query string) and status only: never headers or bodies, which
