@@ -508,10 +508,12 @@ template <typename OnRows> void CudaDecoder::run(const std::vector<Token>& toks,
     std::vector<int32_t> cu{0}, kv_start, kv_len;
     int max_len = 0;
     for (size_t i = begin; i < end; ++i) {
-      const bool same = i > begin && toks[i].slot == toks[i - 1].slot && toks[i].pos == toks[i - 1].pos + 1;
-      if (!same && i > begin) cu.push_back(int32_t(i - begin));
-      if (!same) kv_start.push_back(int32_t(int64_t(toks[i].slot) * capacity_));
-      if (!same) kv_len.push_back(0);
+      const bool continues = i > begin && toks[i].slot == toks[i - 1].slot && toks[i].pos == toks[i - 1].pos + 1;
+      if (!continues) {  // a new segment
+        if (i > begin) cu.push_back(int32_t(i - begin));
+        kv_start.push_back(int32_t(int64_t(toks[i].slot) * capacity_));
+        kv_len.push_back(0);
+      }
       kv_len.back() = toks[i].pos + 1;
     }
     cu.push_back(int32_t(T));
